@@ -1,0 +1,5 @@
+import sys
+
+from lenet5.cli import main
+
+sys.exit(main())

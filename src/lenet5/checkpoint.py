@@ -1,0 +1,113 @@
+"""Checkpoints: written atomically, loaded without executing code (torch.load weights_only)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lenet5.config import TrainConfig
+from lenet5.errors import Lenet5Error
+from lenet5.models import build_model
+
+FORMAT = "lenet5-checkpoint"
+VERSION = 1
+LAST = Path("checkpoints") / "last.pt"
+BEST = Path("checkpoints") / "best.pt"
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+class CheckpointError(Lenet5Error):
+    """A checkpoint that is missing, unreadable or not ours."""
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Call `write(file_object)` on a temporary file beside `path`, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the usual permissions
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def save_checkpoint(
+    path: Path,
+    *,
+    config: TrainConfig,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    epoch: int,
+    best_val_accuracy: float,
+    rng_state: torch.Tensor | None = None,
+) -> None:
+    """Everything needed to rebuild the model, or resume training exactly after `epoch`."""
+    state: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": config.to_dict(),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "epoch": epoch,
+        "best_val_accuracy": best_val_accuracy,
+        "rng_state": torch.get_rng_state() if rng_state is None else rng_state,
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda_rng_state"] = torch.cuda.get_rng_state_all()
+    atomic_write(path, lambda f: torch.save(state, f))
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or a run directory (its best checkpoint)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / BEST
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint file or run directory safely: tensors and plain data only."""
+    path = resolve_checkpoint(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # unpickling refused, truncated zip, not a torch file...
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable lenet5 checkpoint ({first_line})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a lenet5 checkpoint")
+    if state.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {state['version']} is newer than this lenet5")
+    return state
+
+
+def load_model(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, TrainConfig]:
+    """Rebuild a trained model (in eval mode) and its config from a checkpoint or run directory."""
+    state = load_checkpoint(path, map_location=device)
+    config = TrainConfig.from_dict(state["config"])
+    model = build_model(config.model, config.dropout, init="pytorch")
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit a {config.model} model ({exc})") from None
+    return model.to(device).eval(), config

@@ -1,0 +1,30 @@
+"""Training configuration: one dataclass, filled by the CLI and stored in every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class TrainConfig:
+    model: str = "lenet5"  # lenet5 | softmax
+    optimizer: str = "adam"  # adam | sgd (plain gradient descent)
+    lr: float = 0.001  # learning rate
+    batch_size: int = 128  # training batch size
+    epochs: int = 40  # passes over the 55,000 training images
+    dropout: float = 0.0  # drop probability before fc1 (0.25 = the tutorial's keep_prob 0.75)
+    init: str = "tutorial"  # tutorial (truncated normal std 0.1) | pytorch (framework default)
+    seed: int = 0  # seeds initialisation, shuffling and dropout
+    dataset: str = "mnist"  # mnist | fashion-mnist
+    eval_batch_size: int = 1000  # batch size for validation and test passes
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build from a stored dict, ignoring keys this version does not know."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})

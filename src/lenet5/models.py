@@ -1,0 +1,95 @@
+"""The tutorial's two models: softmax regression and LeNet-5. Both return logits."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+IMAGE_SIZE = 28  # input images are (1, 28, 28)
+NUM_CLASSES = 10
+KERNEL_SIZE = 5
+POOL_SIZE = 2
+CONV1_CHANNELS = 6
+CONV2_CHANNELS = 16
+FC1_UNITS = 120
+FC2_UNITS = 84
+# SAME padding keeps conv1 at 28x28, pooling halves it; VALID conv2 loses KERNEL_SIZE - 1.
+CONV2_OUT = IMAGE_SIZE // POOL_SIZE - (KERNEL_SIZE - 1)  # 10
+FLAT_FEATURES = CONV2_CHANNELS * (CONV2_OUT // POOL_SIZE) ** 2  # 16 * 5 * 5 = 400
+TUTORIAL_INIT_STD = 0.1  # tf.truncated_normal(stddev=0.1), biases zero
+
+MODEL_NAMES = ("lenet5", "softmax")
+INIT_NAMES = ("tutorial", "pytorch")
+
+
+class SoftmaxRegression(nn.Module):
+    """784 -> 10 linear map; softmax lives in the loss."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(IMAGE_SIZE * IMAGE_SIZE, NUM_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.flatten(x))  # (N, 10)
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 as in the tutorial: 61,706 parameters, optional dropout before the first FC layer."""
+
+    def __init__(self, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, CONV1_CHANNELS, KERNEL_SIZE, padding=KERNEL_SIZE // 2)
+        self.pool1 = nn.MaxPool2d(POOL_SIZE)
+        self.conv2 = nn.Conv2d(CONV1_CHANNELS, CONV2_CHANNELS, KERNEL_SIZE)
+        self.pool2 = nn.MaxPool2d(POOL_SIZE)
+        self.flatten = nn.Flatten()
+        self.dropout = nn.Dropout(dropout)
+        self.fc1 = nn.Linear(FLAT_FEATURES, FC1_UNITS)
+        self.fc2 = nn.Linear(FC1_UNITS, FC2_UNITS)
+        self.fc3 = nn.Linear(FC2_UNITS, NUM_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool1(torch.relu(self.conv1(x)))  # (N, 6, 14, 14)
+        x = self.pool2(torch.relu(self.conv2(x)))  # (N, 16, 5, 5)
+        x = self.dropout(self.flatten(x))  # (N, 400)
+        x = torch.relu(self.fc1(x))  # (N, 120)
+        x = torch.relu(self.fc2(x))  # (N, 84)
+        return self.fc3(x)  # (N, 10)
+
+
+def tutorial_init_(model: nn.Module) -> None:
+    """The tutorial's initialisation: zeros for softmax regression; for LeNet-5, weights from a
+    normal(0, 0.1) truncated at two standard deviations and zero biases."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d | nn.Linear):
+            if isinstance(model, SoftmaxRegression):
+                nn.init.zeros_(module.weight)
+            else:
+                std = TUTORIAL_INIT_STD
+                nn.init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+def build_model(name: str = "lenet5", dropout: float = 0.0, init: str = "tutorial") -> nn.Module:
+    """Build a model by name; `init` is "tutorial" or "pytorch" (the framework's default)."""
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown model {name!r} (choose from {', '.join(MODEL_NAMES)})")
+    if init not in INIT_NAMES:
+        raise ValueError(f"unknown init {init!r} (choose from {', '.join(INIT_NAMES)})")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    if name == "softmax":
+        if dropout:
+            raise ValueError("dropout applies to lenet5 only")
+        model: nn.Module = SoftmaxRegression()
+    else:
+        model = LeNet5(dropout)
+    if init == "tutorial":
+        tutorial_init_(model)
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

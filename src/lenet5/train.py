@@ -1,0 +1,333 @@
+"""Training: `train_one_epoch`, then `fit` runs epochs, logs, checkpoints and resumes."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lenet5.checkpoint import BEST, LAST, atomic_write_text, load_checkpoint, save_checkpoint
+from lenet5.config import TrainConfig
+from lenet5.data import DATASETS, Split, Splits, batches, to_float
+from lenet5.errors import Lenet5Error
+from lenet5.evaluate import evaluate
+from lenet5.models import INIT_NAMES, MODEL_NAMES, build_model, count_parameters
+
+OPTIMIZERS = ("adam", "sgd")
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+
+
+class TrainingError(Lenet5Error):
+    """Training cannot start or cannot go on (bad settings, a non-finite loss...)."""
+
+
+def check_config(config: TrainConfig) -> None:
+    """Refuse settings that cannot train, with a message naming the setting."""
+    choices = {"model": MODEL_NAMES, "optimizer": OPTIMIZERS, "init": INIT_NAMES,
+               "dataset": tuple(DATASETS)}
+    for name, allowed in choices.items():
+        if getattr(config, name) not in allowed:
+            raise TrainingError(f"unknown {name} {getattr(config, name)!r} "
+                                f"(choose from {', '.join(allowed)})")
+    if not (config.lr > 0 and math.isfinite(config.lr)):
+        raise TrainingError(f"lr must be a positive number, got {config.lr}")
+    for name in ("batch_size", "epochs", "eval_batch_size"):
+        if getattr(config, name) <= 0:
+            raise TrainingError(f"{name} must be positive, got {getattr(config, name)}")
+    if not 0.0 <= config.dropout < 1.0:
+        raise TrainingError(f"dropout must be in [0, 1), got {config.dropout}")
+    if config.dropout and config.model != "lenet5":
+        raise TrainingError("dropout applies to the lenet5 model only")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """`auto` picks CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda: no CUDA device is available")
+    if name not in ("cpu", "cuda"):
+        raise TrainingError(f"unknown device {name!r} (choose from auto, cpu, cuda)")
+    return torch.device(name)
+
+
+def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr)
+    return torch.optim.SGD(model.parameters(), lr=config.lr)
+
+
+def init_model(config: TrainConfig, device: torch.device) -> nn.Module:
+    """The model before training: a pure function of the config (the seed included)."""
+    torch.manual_seed(config.seed)
+    return build_model(config.model, config.dropout, config.init).to(device)
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The shuffling of each epoch depends on (seed, epoch) only, so a resumed run reshuffles alike."""
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    split: Split,
+    optimizer: torch.optim.Optimizer,
+    batch_size: int,
+    generator: torch.Generator,
+    on_step: Callable[[float, float], None] | None = None,
+) -> dict[str, float]:
+    """One shuffled pass over `split`; returns mean loss and accuracy. `on_step(loss, accuracy)`
+    is called after every batch."""
+    model.train()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for step, (x, y) in enumerate(batches(split, batch_size, generator)):
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise TrainingError(f"the loss became {loss_value} at step {step + 1}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        batch_correct = int((logits.argmax(dim=1) == y).sum())
+        loss_sum += loss_value * len(y)
+        correct += batch_correct
+        seen += len(y)
+        if on_step is not None:
+            on_step(loss_value, batch_correct / len(y))
+    return {"loss": loss_sum / seen, "accuracy": correct / seen}
+
+
+def next_run_dir(root: Path, config: TrainConfig) -> Path:
+    """`root/<model>-<optimizer>-NN` with the next free number."""
+    prefix = f"{config.model}-{config.optimizer}-"
+    taken = [int(m.group(1)) for p in root.glob(prefix + "*")
+             if (m := re.fullmatch(re.escape(prefix) + r"(\d+)", p.name))]
+    return root / f"{prefix}{max(taken, default=0) + 1:02d}"
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / CONFIG_FILE).is_file()
+
+
+def prepare_new_run_dir(path: Path) -> None:
+    """Create a run directory, refusing to overwrite anything."""
+    if path.exists():
+        if not path.is_dir():
+            raise TrainingError(f"{path} exists and is not a directory")
+        if is_run_dir(path):
+            raise TrainingError(f"{path} already holds a run; continue it with --resume {path}")
+        if any(path.iterdir()):
+            raise TrainingError(f"{path} exists, is not empty and is not a run directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrainingError(f"cannot create run directory {path}: {exc.strerror}") from None
+
+
+def read_run_config(run_dir: Path) -> TrainConfig:
+    """The config of an existing run directory."""
+    if not is_run_dir(run_dir):
+        raise TrainingError(f"{run_dir} is not a run directory (no {CONFIG_FILE})")
+    try:
+        return TrainConfig.from_dict(json.loads((run_dir / CONFIG_FILE).read_text()))
+    except (ValueError, TypeError) as exc:
+        raise TrainingError(f"{run_dir / CONFIG_FILE}: unreadable ({exc})") from None
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The complete lines of metrics.jsonl (a line cut short by a crash is dropped)."""
+    path = run_dir / METRICS_FILE
+    records = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                break
+    return records
+
+
+def _dump(obj: Any) -> str:
+    return json.dumps(obj, indent=2) + "\n"
+
+
+class _Logger:
+    """TensorBoard events plus the optional live progress bar; nothing else writes events."""
+
+    def __init__(self, run_dir: Path, purge_step: int | None, progress: bool) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(run_dir), purge_step=purge_step)
+        self.progress = progress
+        self.step = purge_step or 0
+        self.bar: Any = None
+
+    def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
+        if self.progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", leave=False,
+                            unit="batch", file=sys.stderr)
+
+    def on_step(self, loss: float, accuracy: float) -> None:
+        self.step += 1
+        self.writer.add_scalar("train/loss", loss, self.step)
+        self.writer.add_scalar("train/accuracy", accuracy, self.step)
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
+            self.bar.update()
+
+    def end_epoch(self, record: dict[str, Any]) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        for tag, key in (("val/accuracy", "val_accuracy"), ("val/loss", "val_loss"),
+                         ("test/accuracy", "test_accuracy"), ("test/loss", "test_loss"),
+                         ("epoch/train_loss", "train_loss"), ("epoch/seconds", "seconds")):
+            self.writer.add_scalar(tag, record[key], self.step)
+        self.writer.flush()
+
+    def hparams(self, config: TrainConfig, summary: dict[str, Any]) -> None:
+        from torch.utils.tensorboard.summary import hparams
+
+        metrics = {"test/accuracy": summary["test_accuracy"], "val/accuracy": summary["val_accuracy"]}
+        for event in hparams(config.to_dict(), metrics):
+            self.writer.file_writer.add_summary(event)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.writer.close()
+
+
+def fit(
+    config: TrainConfig,
+    splits: Splits,
+    run_dir: Path,
+    device: torch.device | str = "cpu",
+    resume: bool = False,
+    progress: bool = False,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train `config` in `run_dir` (continuing its last checkpoint if `resume`); returns the summary.
+
+    Per epoch: a line of metrics.jsonl is written, then checkpoints/best.pt (when validation accuracy
+    improves) and checkpoints/last.pt. A run killed at any moment resumes to the same final weights.
+    """
+    check_config(config)
+    device = torch.device(device)
+    model = init_model(config, device)
+    optimizer = make_optimizer(config, model)
+    start_epoch, best_val = 0, -1.0
+    if resume and (run_dir / LAST).is_file():
+        state = load_checkpoint(run_dir / LAST, map_location=device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, best_val = state["epoch"], state["best_val_accuracy"]
+        torch.set_rng_state(state["rng_state"].cpu())
+        if "cuda_rng_state" in state and device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["cuda_rng_state"])
+    else:
+        atomic_write_text(run_dir / CONFIG_FILE, _dump(config.to_dict()))
+    # Forget any epoch logged after the checkpoint we continue from.
+    records = [r for r in read_metrics(run_dir) if r["epoch"] <= start_epoch]
+    atomic_write_text(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in records))
+
+    train, val, test = splits.train.to(device), splits.val.to(device), splits.test.to(device)
+    steps = math.ceil(len(train) / config.batch_size)
+    logger = _Logger(run_dir, purge_step=start_epoch * steps if start_epoch else None,
+                     progress=progress)
+    if start_epoch == 0:
+        logger.writer.add_graph(model, to_float(train.images[:1]))
+    elif start_epoch < config.epochs:
+        echo(f"resuming {run_dir} after epoch {start_epoch}/{config.epochs}")
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch + 1, config.epochs + 1):
+            logger.start_epoch(epoch, config.epochs, steps)
+            t0 = time.perf_counter()
+            train_metrics = train_one_epoch(model, train, optimizer, config.batch_size,
+                                            epoch_generator(config.seed, epoch), logger.on_step)
+            seconds = time.perf_counter() - t0
+            val_metrics = evaluate(model, val, config.eval_batch_size)
+            test_metrics = evaluate(model, test, config.eval_batch_size)
+            record = {
+                "epoch": epoch,
+                "train_loss": train_metrics["loss"],
+                "train_accuracy": train_metrics["accuracy"],
+                "val_loss": val_metrics["loss"],
+                "val_accuracy": val_metrics["accuracy"],
+                "test_loss": test_metrics["loss"],
+                "test_accuracy": test_metrics["accuracy"],
+                "seconds": seconds,
+            }
+            logger.end_epoch(record)
+            with open(run_dir / METRICS_FILE, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            records.append(record)
+            rng_state = torch.get_rng_state()
+            if record["val_accuracy"] > best_val:
+                best_val = record["val_accuracy"]
+                save_checkpoint(run_dir / BEST, config=config, model=model, optimizer=optimizer,
+                                epoch=epoch, best_val_accuracy=best_val, rng_state=rng_state)
+            save_checkpoint(run_dir / LAST, config=config, model=model, optimizer=optimizer,
+                            epoch=epoch, best_val_accuracy=best_val, rng_state=rng_state)
+            echo(f"epoch {epoch:>3}/{config.epochs}  train loss {record['train_loss']:.4f}  "
+                 f"val acc {record['val_accuracy']:.4f}  test acc {record['test_accuracy']:.4f}  "
+                 f"{seconds:.1f} s")
+        summary = _summary(config, records, init_model(config, device), test, model)
+        atomic_write_text(run_dir / SUMMARY_FILE, _dump(summary))
+        logger.hparams(config, summary)
+        return summary
+    except KeyboardInterrupt:
+        saved = f"the checkpoint of epoch {epoch - 1} is kept in {run_dir / LAST}" if epoch > 1 \
+            else "no epoch had finished"
+        echo(f"\ninterrupted during epoch {epoch}: {saved}; "
+             f"resume with: lenet5 train --resume {run_dir}")
+        raise
+    except TrainingError as exc:
+        kept = f"the last good checkpoint (epoch {epoch - 1}) is {run_dir / LAST}" if epoch > 1 \
+            else "no checkpoint was written"
+        raise TrainingError(f"epoch {epoch}: {exc}; stopped, {kept}; try a lower --lr") from None
+    finally:
+        logger.close()
+
+
+def _summary(
+    config: TrainConfig,
+    records: list[dict[str, Any]],
+    initial_model: nn.Module,
+    test: Split,
+    model: nn.Module,
+) -> dict[str, Any]:
+    last = records[-1]
+    best = max(records, key=lambda r: r["val_accuracy"])
+    return {
+        "model": config.model,
+        "optimizer": config.optimizer,
+        "dataset": config.dataset,
+        "parameters": count_parameters(model),
+        "epochs": last["epoch"],
+        "test_accuracy": last["test_accuracy"],
+        "val_accuracy": last["val_accuracy"],
+        "train_loss": last["train_loss"],
+        "best_epoch": best["epoch"],
+        "best_val_accuracy": best["val_accuracy"],
+        "test_accuracy_at_best_val": best["test_accuracy"],
+        "test_accuracy_before_training": evaluate(initial_model, test, config.eval_batch_size)[
+            "accuracy"],
+        "train_seconds": sum(r["seconds"] for r in records),
+        "seconds_per_epoch": sum(r["seconds"] for r in records) / len(records),
+    }
