@@ -95,7 +95,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a lenet5 checkpoint")
     if state.get("version", 0) > VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {state['version']} is newer than this lenet5")
+        raise CheckpointError(
+            f"{path}: checkpoint version {state['version']} is newer than this lenet5"
+        )
     return state
 
 
@@ -109,5 +111,7 @@ def load_model(
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit a {config.model} model ({exc})") from None
+        raise CheckpointError(
+            f"{path}: weights do not fit a {config.model} model ({exc})"
+        ) from None
     return model.to(device).eval(), config

@@ -44,57 +44,96 @@ def _probability(text: str) -> float:
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", choices=tuple(DATASETS),
-                   help=f"dataset to use (default: {DEFAULTS.dataset})")
-    p.add_argument("--data-dir", type=Path,
-                   help="folder with the four IDX files (default: $LENET5_DATA, then the user "
-                        "cache folder, downloading there when missing)")
+    p.add_argument(
+        "--dataset", choices=tuple(DATASETS), help=f"dataset to use (default: {DEFAULTS.dataset})"
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder with the four IDX files (default: $LENET5_DATA, then the user "
+        "cache folder, downloading there when missing)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lenet5", description="Train, study and serve LeNet-5 on handwritten digits.")
+        prog="lenet5", description="Train, study and serve LeNet-5 on handwritten digits."
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     # Training flags default to None so that --resume can tell which ones were given;
     # the help shows the TrainConfig default that applies otherwise.
-    t = sub.add_parser("train", help="train a model, writing a run directory",
-                       description="Train a model; each run writes its own directory.")
+    t = sub.add_parser(
+        "train",
+        help="train a model, writing a run directory",
+        description="Train a model; each run writes its own directory.",
+    )
     t.add_argument("--model", choices=MODEL_NAMES, help=f"model (default: {DEFAULTS.model})")
-    t.add_argument("--optimizer", choices=("adam", "sgd"),
-                   help=f"optimizer; sgd is plain gradient descent (default: {DEFAULTS.optimizer})")
+    t.add_argument(
+        "--optimizer",
+        choices=("adam", "sgd"),
+        help=f"optimizer; sgd is plain gradient descent (default: {DEFAULTS.optimizer})",
+    )
     t.add_argument("--lr", type=_positive(float), help=f"learning rate (default: {DEFAULTS.lr})")
-    t.add_argument("--batch-size", type=_positive(int),
-                   help=f"training batch size (default: {DEFAULTS.batch_size})")
-    t.add_argument("--epochs", type=_positive(int),
-                   help=f"number of epochs (default: {DEFAULTS.epochs})")
-    t.add_argument("--dropout", type=_probability,
-                   help="probability of dropping an input of the first fully connected layer; "
-                        f"0.25 is the tutorial's keep_prob 0.75 (default: {DEFAULTS.dropout})")
-    t.add_argument("--init", choices=INIT_NAMES,
-                   help="weight initialisation: the tutorial's truncated normal (std 0.1) or "
-                        f"PyTorch's default (default: {DEFAULTS.init})")
+    t.add_argument(
+        "--batch-size",
+        type=_positive(int),
+        help=f"training batch size (default: {DEFAULTS.batch_size})",
+    )
+    t.add_argument(
+        "--epochs", type=_positive(int), help=f"number of epochs (default: {DEFAULTS.epochs})"
+    )
+    t.add_argument(
+        "--dropout",
+        type=_probability,
+        help="probability of dropping an input of the first fully connected layer; "
+        f"0.25 is the tutorial's keep_prob 0.75 (default: {DEFAULTS.dropout})",
+    )
+    t.add_argument(
+        "--init",
+        choices=INIT_NAMES,
+        help="weight initialisation: the tutorial's truncated normal (std 0.1) or "
+        f"PyTorch's default (default: {DEFAULTS.init})",
+    )
     t.add_argument("--seed", type=int, help=f"random seed (default: {DEFAULTS.seed})")
     _add_data_args(t)
-    t.add_argument("--run-dir", type=Path,
-                   help=f"run directory (default: {RUNS_ROOT}/<model>-<optimizer>-NN, next free NN)")
-    t.add_argument("--resume", type=Path, metavar="RUN_DIR",
-                   help="continue the run in RUN_DIR from its last checkpoint")
-    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="where to train (default: %(default)s: cuda when available)")
-    t.add_argument("--no-progress", action="store_true",
-                   help="no progress bar (it is shown only when stderr is a terminal)")
+    t.add_argument(
+        "--run-dir",
+        type=Path,
+        help=f"run directory (default: {RUNS_ROOT}/<model>-<optimizer>-NN, next free NN)",
+    )
+    t.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its last checkpoint",
+    )
+    t.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where to train (default: %(default)s: cuda when available)",
+    )
+    t.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (it is shown only when stderr is a terminal)",
+    )
 
     s = sub.add_parser("summary", help="print the per-layer parameter table of a model")
-    s.add_argument("--model", choices=MODEL_NAMES, default="lenet5",
-                   help="model (default: %(default)s)")
+    s.add_argument(
+        "--model", choices=MODEL_NAMES, default="lenet5", help="model (default: %(default)s)"
+    )
     return parser
 
 
 def _config_from_args(args: argparse.Namespace) -> TrainConfig:
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-             if getattr(args, f.name, None) is not None}
+    given = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if getattr(args, f.name, None) is not None
+    }
     return dataclasses.replace(DEFAULTS, **given)
 
 
@@ -107,12 +146,18 @@ def _train(args: argparse.Namespace) -> int:
             raise Lenet5Error("give either --resume RUN_DIR or --run-dir, not both")
         run_dir = args.resume
         config = read_run_config(run_dir)
-        changed = [f"--{f.name.replace('_', '-')}" for f in dataclasses.fields(TrainConfig)
-                   if f.name != "epochs" and getattr(args, f.name, None) is not None
-                   and getattr(args, f.name) != getattr(config, f.name)]
+        changed = [
+            f"--{f.name.replace('_', '-')}"
+            for f in dataclasses.fields(TrainConfig)
+            if f.name != "epochs"
+            and getattr(args, f.name, None) is not None
+            and getattr(args, f.name) != getattr(config, f.name)
+        ]
         if changed:
-            raise Lenet5Error(f"cannot change {', '.join(changed)} when resuming "
-                              f"(only --epochs, --data-dir and --device)")
+            raise Lenet5Error(
+                f"cannot change {', '.join(changed)} when resuming "
+                f"(only --epochs, --data-dir and --device)"
+            )
         if args.epochs is not None:
             config = dataclasses.replace(config, epochs=args.epochs)
     else:
@@ -122,12 +167,21 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume is None:
         run_dir = args.run_dir if args.run_dir is not None else next_run_dir(RUNS_ROOT, config)
         prepare_new_run_dir(run_dir)
-    print(f"training {config.model} ({config.optimizer}, lr {config.lr}, batch "
-          f"{config.batch_size}, {config.epochs} epochs) on {config.dataset}, {device}; "
-          f"run directory {run_dir}", flush=True)
-    summary = fit(config, splits, run_dir, device, resume=args.resume is not None,
-                  progress=sys.stderr.isatty() and not args.no_progress,
-                  echo=lambda line: print(line, flush=True))
+    print(
+        f"training {config.model} ({config.optimizer}, lr {config.lr}, batch "
+        f"{config.batch_size}, {config.epochs} epochs) on {config.dataset}, {device}; "
+        f"run directory {run_dir}",
+        flush=True,
+    )
+    summary = fit(
+        config,
+        splits,
+        run_dir,
+        device,
+        resume=args.resume is not None,
+        progress=sys.stderr.isatty() and not args.no_progress,
+        echo=lambda line: print(line, flush=True),
+    )
     print(f"run {run_dir}: test accuracy {summary['test_accuracy']:.4f}")
     return 0
 

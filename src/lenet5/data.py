@@ -1,4 +1,4 @@
-"""MNIST-format data: IDX parsing, locating and downloading files, the tutorial's splits, batching."""
+"""MNIST-format data: IDX parsing, finding and downloading files, the tutorial's splits, batches."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class DataError(Lenet5Error):
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """Where a dataset comes from: download mirrors, the hashes of its four files, system folders."""
+    """Where a dataset comes from: mirrors, the hashes of its four files, system folders."""
 
     name: str
     env_var: str  # environment variable naming a folder that holds the files
@@ -90,18 +90,22 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
         raise DataError(f"{path}: cannot read or decompress ({exc})") from None
     header_size = 4 + 4 * ndim
-    if len(raw) < header_size:
-        raise DataError(f"{path}: truncated ({len(raw)} bytes, header needs {header_size})")
+    if len(raw) < 4:
+        raise DataError(f"{path}: truncated ({len(raw)} bytes, no IDX header)")
     if raw[0] != 0 or raw[1] != 0 or raw[2] != _IDX_UINT8 or raw[3] != ndim:
         raise DataError(
             f"{path}: wrong magic number 0x{raw[:4].hex()} "
             f"(expected 0x0000{_IDX_UINT8:02x}{ndim:02x}: unsigned bytes, {ndim} dimensions)"
         )
+    if len(raw) < header_size:
+        raise DataError(f"{path}: truncated ({len(raw)} bytes, header needs {header_size})")
     dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     expected = int(np.prod(dims)) if dims else 0
     actual = len(raw) - header_size
     if actual < expected:
-        raise DataError(f"{path}: truncated (header says {dims}, {actual} of {expected} data bytes)")
+        raise DataError(
+            f"{path}: truncated (header says {dims}, {actual} of {expected} data bytes)"
+        )
     if actual > expected:
         raise DataError(f"{path}: {actual - expected} unexpected bytes after the data {dims}")
     return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(dims)
@@ -197,7 +201,9 @@ def download(
                 pooch.retrieve(url, known_hash, fname=name, path=directory, progressbar=progress)
                 break
             except Exception as exc:  # any failure means: try the next mirror
-                failures.append(f"{url}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+                failures.append(
+                    f"{url}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                )
         else:
             raise DataError(f"could not download {name}; tried " + "; ".join(failures))
 

@@ -19,9 +19,16 @@ def layer_table(model: nn.Module) -> list[dict[str, Any]]:
         bias = getattr(module, "bias", None)
         weights = weight.numel() if weight is not None else 0
         biases = bias.numel() if bias is not None else 0
-        rows.append({"layer": names[module], "type": type(module).__name__,
-                     "output_shape": tuple(output.shape[1:]), "weights": weights,
-                     "biases": biases, "total": weights + biases})
+        rows.append(
+            {
+                "layer": names[module],
+                "type": type(module).__name__,
+                "output_shape": tuple(output.shape[1:]),
+                "weights": weights,
+                "biases": biases,
+                "total": weights + biases,
+            }
+        )
 
     names = {m: name for name, m in model.named_modules() if not list(m.children())}
     hooks = [m.register_forward_hook(record) for m in names]
@@ -29,8 +36,7 @@ def layer_table(model: nn.Module) -> list[dict[str, Any]]:
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE,
-                              device=next(model.parameters()).device))
+            model(torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE, device=next(model.parameters()).device))
         model.train(was_training)
     finally:
         for hook in hooks:
@@ -40,10 +46,27 @@ def layer_table(model: nn.Module) -> list[dict[str, Any]]:
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     header = ("layer", "type", "output shape", "weights", "biases", "total")
-    lines = [(r["layer"], r["type"], "x".join(map(str, r["output_shape"])),
-              f"{r['weights']:,}", f"{r['biases']:,}", f"{r['total']:,}") for r in rows]
-    lines.append(("total", "", "", f"{sum(r['weights'] for r in rows):,}",
-                  f"{sum(r['biases'] for r in rows):,}", f"{sum(r['total'] for r in rows):,}"))
+    lines = [
+        (
+            r["layer"],
+            r["type"],
+            "x".join(map(str, r["output_shape"])),
+            f"{r['weights']:,}",
+            f"{r['biases']:,}",
+            f"{r['total']:,}",
+        )
+        for r in rows
+    ]
+    lines.append(
+        (
+            "total",
+            "",
+            "",
+            f"{sum(r['weights'] for r in rows):,}",
+            f"{sum(r['biases'] for r in rows):,}",
+            f"{sum(r['total'] for r in rows):,}",
+        )
+    )
     widths = [max(len(str(row[i])) for row in [header, *lines]) for i in range(len(header))]
 
     def fmt(row: tuple[str, ...]) -> str:

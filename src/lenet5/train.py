@@ -34,12 +34,17 @@ class TrainingError(Lenet5Error):
 
 def check_config(config: TrainConfig) -> None:
     """Refuse settings that cannot train, with a message naming the setting."""
-    choices = {"model": MODEL_NAMES, "optimizer": OPTIMIZERS, "init": INIT_NAMES,
-               "dataset": tuple(DATASETS)}
+    choices = {
+        "model": MODEL_NAMES,
+        "optimizer": OPTIMIZERS,
+        "init": INIT_NAMES,
+        "dataset": tuple(DATASETS),
+    }
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:
-            raise TrainingError(f"unknown {name} {getattr(config, name)!r} "
-                                f"(choose from {', '.join(allowed)})")
+            raise TrainingError(
+                f"unknown {name} {getattr(config, name)!r} (choose from {', '.join(allowed)})"
+            )
     if not (config.lr > 0 and math.isfinite(config.lr)):
         raise TrainingError(f"lr must be a positive number, got {config.lr}")
     for name in ("batch_size", "epochs", "eval_batch_size"):
@@ -75,7 +80,7 @@ def init_model(config: TrainConfig, device: torch.device) -> nn.Module:
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """The shuffling of each epoch depends on (seed, epoch) only, so a resumed run reshuffles alike."""
+    """Each epoch's shuffle depends on (seed, epoch) only, so a resumed run reshuffles alike."""
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
 
 
@@ -112,8 +117,11 @@ def train_one_epoch(
 def next_run_dir(root: Path, config: TrainConfig) -> Path:
     """`root/<model>-<optimizer>-NN` with the next free number."""
     prefix = f"{config.model}-{config.optimizer}-"
-    taken = [int(m.group(1)) for p in root.glob(prefix + "*")
-             if (m := re.fullmatch(re.escape(prefix) + r"(\d+)", p.name))]
+    taken = [
+        int(m.group(1))
+        for p in root.glob(prefix + "*")
+        if (m := re.fullmatch(re.escape(prefix) + r"(\d+)", p.name))
+    ]
     return root / f"{prefix}{max(taken, default=0) + 1:02d}"
 
 
@@ -178,8 +186,13 @@ class _Logger:
         if self.progress:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", leave=False,
-                            unit="batch", file=sys.stderr)
+            self.bar = tqdm(
+                total=steps,
+                desc=f"epoch {epoch}/{epochs}",
+                leave=False,
+                unit="batch",
+                file=sys.stderr,
+            )
 
     def on_step(self, loss: float, accuracy: float) -> None:
         self.step += 1
@@ -193,16 +206,24 @@ class _Logger:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        for tag, key in (("val/accuracy", "val_accuracy"), ("val/loss", "val_loss"),
-                         ("test/accuracy", "test_accuracy"), ("test/loss", "test_loss"),
-                         ("epoch/train_loss", "train_loss"), ("epoch/seconds", "seconds")):
+        for tag, key in (
+            ("val/accuracy", "val_accuracy"),
+            ("val/loss", "val_loss"),
+            ("test/accuracy", "test_accuracy"),
+            ("test/loss", "test_loss"),
+            ("epoch/train_loss", "train_loss"),
+            ("epoch/seconds", "seconds"),
+        ):
             self.writer.add_scalar(tag, record[key], self.step)
         self.writer.flush()
 
     def hparams(self, config: TrainConfig, summary: dict[str, Any]) -> None:
         from torch.utils.tensorboard.summary import hparams
 
-        metrics = {"test/accuracy": summary["test_accuracy"], "val/accuracy": summary["val_accuracy"]}
+        metrics = {
+            "test/accuracy": summary["test_accuracy"],
+            "val/accuracy": summary["val_accuracy"],
+        }
         for event in hparams(config.to_dict(), metrics):
             self.writer.file_writer.add_summary(event)
 
@@ -215,19 +236,21 @@ class _Logger:
 def fit(
     config: TrainConfig,
     splits: Splits,
-    run_dir: Path,
+    run_dir: str | Path,
     device: torch.device | str = "cpu",
     resume: bool = False,
     progress: bool = False,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Train `config` in `run_dir` (continuing its last checkpoint if `resume`); returns the summary.
+    """Train `config` in `run_dir` (from its last checkpoint if `resume`); returns the summary.
 
-    Per epoch: a line of metrics.jsonl is written, then checkpoints/best.pt (when validation accuracy
-    improves) and checkpoints/last.pt. A run killed at any moment resumes to the same final weights.
+    Per epoch: a line of metrics.jsonl is written, then checkpoints/best.pt (when validation
+    accuracy improves) and checkpoints/last.pt. A run killed at any moment resumes to the same
+    final weights.
     """
     check_config(config)
-    device = torch.device(device)
+    run_dir, device = Path(run_dir), torch.device(device)
+    run_dir.mkdir(parents=True, exist_ok=True)
     model = init_model(config, device)
     optimizer = make_optimizer(config, model)
     start_epoch, best_val = 0, -1.0
@@ -247,8 +270,9 @@ def fit(
 
     train, val, test = splits.train.to(device), splits.val.to(device), splits.test.to(device)
     steps = math.ceil(len(train) / config.batch_size)
-    logger = _Logger(run_dir, purge_step=start_epoch * steps if start_epoch else None,
-                     progress=progress)
+    logger = _Logger(
+        run_dir, purge_step=start_epoch * steps if start_epoch else None, progress=progress
+    )
     if start_epoch == 0:
         logger.writer.add_graph(model, to_float(train.images[:1]))
     elif start_epoch < config.epochs:
@@ -258,8 +282,14 @@ def fit(
         for epoch in range(start_epoch + 1, config.epochs + 1):
             logger.start_epoch(epoch, config.epochs, steps)
             t0 = time.perf_counter()
-            train_metrics = train_one_epoch(model, train, optimizer, config.batch_size,
-                                            epoch_generator(config.seed, epoch), logger.on_step)
+            train_metrics = train_one_epoch(
+                model,
+                train,
+                optimizer,
+                config.batch_size,
+                epoch_generator(config.seed, epoch),
+                logger.on_step,
+            )
             seconds = time.perf_counter() - t0
             val_metrics = evaluate(model, val, config.eval_batch_size)
             test_metrics = evaluate(model, test, config.eval_batch_size)
@@ -280,26 +310,50 @@ def fit(
             rng_state = torch.get_rng_state()
             if record["val_accuracy"] > best_val:
                 best_val = record["val_accuracy"]
-                save_checkpoint(run_dir / BEST, config=config, model=model, optimizer=optimizer,
-                                epoch=epoch, best_val_accuracy=best_val, rng_state=rng_state)
-            save_checkpoint(run_dir / LAST, config=config, model=model, optimizer=optimizer,
-                            epoch=epoch, best_val_accuracy=best_val, rng_state=rng_state)
-            echo(f"epoch {epoch:>3}/{config.epochs}  train loss {record['train_loss']:.4f}  "
-                 f"val acc {record['val_accuracy']:.4f}  test acc {record['test_accuracy']:.4f}  "
-                 f"{seconds:.1f} s")
+                save_checkpoint(
+                    run_dir / BEST,
+                    config=config,
+                    model=model,
+                    optimizer=optimizer,
+                    epoch=epoch,
+                    best_val_accuracy=best_val,
+                    rng_state=rng_state,
+                )
+            save_checkpoint(
+                run_dir / LAST,
+                config=config,
+                model=model,
+                optimizer=optimizer,
+                epoch=epoch,
+                best_val_accuracy=best_val,
+                rng_state=rng_state,
+            )
+            echo(
+                f"epoch {epoch:>3}/{config.epochs}  train loss {record['train_loss']:.4f}  "
+                f"val acc {record['val_accuracy']:.4f}  test acc {record['test_accuracy']:.4f}  "
+                f"{seconds:.1f} s"
+            )
         summary = _summary(config, records, init_model(config, device), test, model)
         atomic_write_text(run_dir / SUMMARY_FILE, _dump(summary))
         logger.hparams(config, summary)
         return summary
     except KeyboardInterrupt:
-        saved = f"the checkpoint of epoch {epoch - 1} is kept in {run_dir / LAST}" if epoch > 1 \
+        saved = (
+            f"the checkpoint of epoch {epoch - 1} is kept in {run_dir / LAST}"
+            if epoch > 1
             else "no epoch had finished"
-        echo(f"\ninterrupted during epoch {epoch}: {saved}; "
-             f"resume with: lenet5 train --resume {run_dir}")
+        )
+        echo(
+            f"\ninterrupted during epoch {epoch}: {saved}; "
+            f"resume with: lenet5 train --resume {run_dir}"
+        )
         raise
     except TrainingError as exc:
-        kept = f"the last good checkpoint (epoch {epoch - 1}) is {run_dir / LAST}" if epoch > 1 \
+        kept = (
+            f"the last good checkpoint (epoch {epoch - 1}) is {run_dir / LAST}"
+            if epoch > 1
             else "no checkpoint was written"
+        )
         raise TrainingError(f"epoch {epoch}: {exc}; stopped, {kept}; try a lower --lr") from None
     finally:
         logger.close()
@@ -327,7 +381,8 @@ def _summary(
         "best_val_accuracy": best["val_accuracy"],
         "test_accuracy_at_best_val": best["test_accuracy"],
         "test_accuracy_before_training": evaluate(initial_model, test, config.eval_batch_size)[
-            "accuracy"],
+            "accuracy"
+        ],
         "train_seconds": sum(r["seconds"] for r in records),
         "seconds_per_epoch": sum(r["seconds"] for r in records) / len(records),
     }

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from lenet5.checkpoint import (
+    BEST,
+    CheckpointError,
+    atomic_write_text,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+)
+from lenet5.config import TrainConfig
+from lenet5.models import build_model
+
+
+def _save(path: Path, config: TrainConfig) -> torch.nn.Module:
+    torch.manual_seed(3)
+    model = build_model(config.model, config.dropout)
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.rand(2, 1, 28, 28)).sum().backward()
+    optimizer.step()
+    save_checkpoint(
+        path, config=config, model=model, optimizer=optimizer, epoch=7, best_val_accuracy=0.5
+    )
+    return model
+
+
+def test_round_trip_rebuilds_the_model_from_the_path_alone(tmp_path: Path) -> None:
+    config = TrainConfig(dropout=0.25, lr=0.003)
+    model = _save(tmp_path / "run" / BEST, config)
+    loaded, loaded_config = load_model(tmp_path / "run")  # a run directory means its best.pt
+    assert loaded_config == config
+    assert not loaded.training
+    x = torch.rand(5, 1, 28, 28)
+    model.eval()
+    assert torch.equal(loaded(x), model(x))
+    state = load_checkpoint(tmp_path / "run" / BEST)
+    assert state["epoch"] == 7 and state["optimizer"]["state"]  # Adam moments kept
+
+
+class _Evil:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_loading_never_executes_code(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "lenet5-checkpoint", "payload": _Evil(marker)}, path)
+    with pytest.raises(CheckpointError, match="not a readable lenet5 checkpoint"):
+        load_checkpoint(path)
+    assert not marker.exists()
+    torch.load(path, weights_only=False)  # the file really is malicious: unsafe loading runs it
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"hello", b"PK\x03\x04 truncated zip"])
+def test_garbage_is_refused(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=r"bad\.pt"):
+        load_model(path)
+
+
+def test_truncated_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "c.pt"
+    _save(path, TrainConfig())
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load_model(path)
+
+
+def test_foreign_torch_file(tmp_path: Path) -> None:
+    path = tmp_path / "weights.pt"
+    torch.save(build_model().state_dict(), path)
+    with pytest.raises(CheckpointError, match="not a lenet5 checkpoint"):
+        load_model(path)
+
+
+def test_missing_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_model(tmp_path / "nothing.pt")
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
+    path = tmp_path / "f.txt"
+    atomic_write_text(path, "old")
+
+    def explode(_f: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    from lenet5.checkpoint import atomic_write
+
+    with pytest.raises(RuntimeError):
+        atomic_write(path, explode)
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lenet5.models import LeNet5, build_model, count_parameters
+from lenet5.summary import format_table, layer_table
+
+
+def test_parameter_counts() -> None:
+    assert count_parameters(build_model("lenet5")) == 61_706
+    assert count_parameters(build_model("softmax")) == 7_850
+    assert count_parameters(build_model("lenet5", dropout=0.25)) == 61_706
+
+
+def test_layer_table_matches_the_tutorial() -> None:
+    rows = [r for r in layer_table(build_model("lenet5")) if r["total"]]
+    assert [r["total"] for r in rows] == [156, 2_416, 48_120, 10_164, 850]
+    shapes = {r["layer"]: r["output_shape"] for r in layer_table(build_model("lenet5"))}
+    assert shapes["pool1"] == (6, 14, 14) and shapes["pool2"] == (16, 5, 5)
+    assert shapes["fc3"] == (10,)
+    assert format_table(layer_table(build_model("lenet5"))).splitlines()[-1].endswith("61,706")
+
+
+@pytest.mark.parametrize("name", ["lenet5", "softmax"])
+def test_returns_logits_of_shape_n_by_10(name: str) -> None:
+    out = build_model(name)(torch.rand(3, 1, 28, 28))
+    assert out.shape == (3, 10)
+    assert not torch.allclose(out.softmax(1).sum(1), out.sum(1))  # logits, not probabilities
+
+
+def test_tutorial_initialisation() -> None:
+    softmax = build_model("softmax", init="tutorial")
+    assert all(torch.count_nonzero(p) == 0 for p in softmax.parameters())
+    torch.manual_seed(0)
+    lenet = build_model("lenet5", init="tutorial")
+    weights = torch.cat([m.weight.flatten() for m in (lenet.conv1, lenet.conv2, lenet.fc1)])
+    assert weights.abs().max() <= 0.2  # truncated at two standard deviations
+    assert 0.07 < weights.std() < 0.1  # std of N(0, 0.1) truncated at 2 sigma is 0.088
+    assert torch.count_nonzero(lenet.fc1.bias) == 0
+
+
+def _numpy_first_stage(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Reference for conv1 (SAME) + ReLU + 2x2 max-pool, written with plain loops."""
+    padded = np.pad(x, 2)
+    out = np.zeros((w.shape[0], 28, 28))
+    for c in range(w.shape[0]):
+        for i in range(28):
+            for j in range(28):
+                out[c, i, j] = (padded[i : i + 5, j : j + 5] * w[c, 0]).sum() + b[c]
+    out = np.maximum(out, 0)
+    return out.reshape(w.shape[0], 14, 2, 14, 2).max(axis=(2, 4))
+
+
+def test_first_stage_against_a_loop_reference() -> None:
+    torch.manual_seed(0)
+    model = LeNet5()
+    x = torch.rand(1, 1, 28, 28)
+    ours = model.pool1(F.relu(model.conv1(x)))[0].detach().numpy()
+    reference = _numpy_first_stage(
+        x[0, 0].numpy(), model.conv1.weight.detach().numpy(), model.conv1.bias.detach().numpy()
+    )
+    np.testing.assert_allclose(ours, reference, atol=1e-5)
+
+
+def test_dropout_only_while_training() -> None:
+    torch.manual_seed(0)
+    model = build_model("lenet5", dropout=0.5)
+    x = torch.rand(4, 1, 28, 28)
+    model.eval()
+    assert torch.equal(model(x), model(x))
+    model.train()
+    assert not torch.equal(model(x), model(x))
+
+
+@pytest.mark.parametrize("name", ["lenet5", "softmax"])
+def test_overfits_a_tiny_batch(name: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(name)
+    x, y = torch.rand(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(150):
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.05
+    assert (model(x).argmax(1) == y).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"name": "vgg"}, "unknown model"),
+        ({"init": "xavier"}, "unknown init"),
+        ({"dropout": 1.0}, "dropout must be in"),
+        ({"name": "softmax", "dropout": 0.5}, "lenet5 only"),
+    ],
+)
+def test_build_model_rejects_bad_arguments(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_model(**kwargs)

@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lenet5 import data
+from lenet5.checkpoint import LAST, load_checkpoint
+from lenet5.config import TrainConfig
+from lenet5.train import TrainingError, fit, read_metrics
+
+from conftest import write_dataset
+
+SMALL = TrainConfig(epochs=3, batch_size=32, seed=5)
+
+
+def _fit(tiny_data: Path, run_dir: Path, config: TrainConfig = SMALL, **kwargs: object) -> dict:
+    return fit(config, data.load_splits(data_dir=tiny_data), run_dir, echo=lambda _: None, **kwargs)  # type: ignore[arg-type]
+
+
+def _without_time(records: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+
+def test_learns_the_synthetic_digits(tiny_data: Path, tmp_path: Path) -> None:
+    summary = _fit(tiny_data, tmp_path / "run")
+    assert summary["test_accuracy"] > 0.8 and summary["test_accuracy_before_training"] < 0.3
+    assert summary["parameters"] == 61_706 and summary["epochs"] == 3
+    records = read_metrics(tmp_path / "run")
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert all(0 <= r[k] <= 1 for r in records for k in ("val_accuracy", "test_accuracy"))
+    assert records[-1]["train_loss"] < records[0]["train_loss"]
+    assert json.loads((tmp_path / "run" / "config.json").read_text()) == SMALL.to_dict()
+
+
+def test_same_seed_same_metrics(tiny_data: Path, tmp_path: Path) -> None:
+    config = TrainConfig(epochs=2, batch_size=32, seed=1, dropout=0.25)
+    _fit(tiny_data, tmp_path / "a", config)
+    _fit(tiny_data, tmp_path / "b", config)
+    assert _without_time(read_metrics(tmp_path / "a")) == _without_time(
+        read_metrics(tmp_path / "b")
+    )
+    _fit(tiny_data, tmp_path / "c", TrainConfig(epochs=2, batch_size=32, seed=2, dropout=0.25))
+    assert _without_time(read_metrics(tmp_path / "a")) != _without_time(
+        read_metrics(tmp_path / "c")
+    )
+
+
+def test_resume_in_process_matches_an_uninterrupted_run(tiny_data: Path, tmp_path: Path) -> None:
+    config = TrainConfig(epochs=4, batch_size=32, seed=3, dropout=0.25)
+    _fit(tiny_data, tmp_path / "full", config)
+    _fit(tiny_data, tmp_path / "part", TrainConfig(**{**config.to_dict(), "epochs": 2}))
+    _fit(tiny_data, tmp_path / "part", config, resume=True)
+    full = load_checkpoint(tmp_path / "full" / LAST)
+    part = load_checkpoint(tmp_path / "part" / LAST)
+    for name, tensor in full["model"].items():
+        assert torch.equal(tensor, part["model"][name]), name
+    assert _without_time(read_metrics(tmp_path / "full")) == _without_time(
+        read_metrics(tmp_path / "part")
+    )
+
+
+def _lenet5(*args: str, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "lenet5", "train", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    directory = write_dataset(tmp_path / "data", n_train=data.VALIDATION_SIZE + 3000, n_test=500)
+    env = {**os.environ, "LENET5_DATA": str(directory), "OMP_NUM_THREADS": "1"}
+    flags = ["--epochs", "6", "--batch-size", "32", "--seed", "9", "--dropout", "0.25"]
+
+    full = _lenet5(*flags, "--run-dir", str(tmp_path / "full"), env=env)
+    assert full.wait(timeout=300) == 0, full.stdout.read()  # type: ignore[union-attr]
+
+    victim = _lenet5(*flags, "--run-dir", str(tmp_path / "killed"), env=env)
+    deadline = time.monotonic() + 120
+    while len(read_metrics(tmp_path / "killed")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait(timeout=30) == -signal.SIGKILL
+    assert 2 <= len(read_metrics(tmp_path / "killed")) < 6  # really killed mid-training
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "lenet5", "train", "--resume", str(tmp_path / "killed")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    a, b = load_checkpoint(tmp_path / "full" / LAST), load_checkpoint(tmp_path / "killed" / LAST)
+    assert a["epoch"] == b["epoch"] == 6
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    assert _without_time(read_metrics(tmp_path / "full")) == _without_time(
+        read_metrics(tmp_path / "killed")
+    )
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    steps_per_epoch = 256 // 32
+    real_loss = torch.nn.functional.cross_entropy
+    calls = {"training": 0}
+
+    def loss_that_breaks_in_epoch_3(logits: torch.Tensor, y: torch.Tensor, **kw: object) -> object:
+        if kw:  # evaluation passes reduction="sum"
+            return real_loss(logits, y, **kw)
+        calls["training"] += 1
+        loss = real_loss(logits, y)
+        return loss * float("nan") if calls["training"] > 2 * steps_per_epoch + 3 else loss
+
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", loss_that_breaks_in_epoch_3)
+    with pytest.raises(TrainingError, match=r"epoch 3: the loss became nan at step 4.*epoch 2"):
+        _fit(tiny_data, tmp_path / "run", TrainConfig(epochs=5, batch_size=32))
+    state = load_checkpoint(tmp_path / "run" / LAST)
+    assert state["epoch"] == 2 and len(read_metrics(tmp_path / "run")) == 2
+    assert all(torch.isfinite(t).all() for t in state["model"].values())
+
+
+def test_tensorboard_reader_finds_the_scalars(tiny_data: Path, tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _fit(tiny_data, tmp_path / "run", TrainConfig(epochs=2, batch_size=64))
+    events = EventAccumulator(str(tmp_path / "run"))
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {
+        "train/loss",
+        "train/accuracy",
+        "val/accuracy",
+        "test/accuracy",
+        "epoch/seconds",
+    } <= scalars
+    steps = len(range(0, 256, 64))
+    assert len(events.Scalars("train/loss")) == 2 * steps  # one point per step
+    assert [e.step for e in events.Scalars("val/accuracy")] == [steps, 2 * steps]
+    final = json.loads((tmp_path / "run" / "summary.json").read_text())["test_accuracy"]
+    assert events.Scalars("test/accuracy")[-1].value == pytest.approx(final)
+    assert events.Graph() is not None
