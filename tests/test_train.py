@@ -111,6 +111,23 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None
     )
 
 
+def test_ctrl_c_tells_how_to_resume(tmp_path: Path) -> None:
+    directory = write_dataset(tmp_path / "data", n_train=data.VALIDATION_SIZE + 3000, n_test=500)
+    env = {**os.environ, "LENET5_DATA": str(directory), "OMP_NUM_THREADS": "1"}
+    run = tmp_path / "run"
+    proc = _lenet5("--epochs", "8", "--batch-size", "32", "--run-dir", str(run), env=env)
+    deadline = time.monotonic() + 120
+    while not read_metrics(run) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert f"resume with: lenet5 train --resume {run}" in out
+    assert "Traceback" not in out
+    done = load_checkpoint(run / LAST)["epoch"]
+    assert 1 <= done < 8 and len(read_metrics(run)) == done
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
     tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -153,3 +170,4 @@ def test_tensorboard_reader_finds_the_scalars(tiny_data: Path, tmp_path: Path) -
     final = json.loads((tmp_path / "run" / "summary.json").read_text())["test_accuracy"]
     assert events.Scalars("test/accuracy")[-1].value == pytest.approx(final)
     assert events.Graph() is not None
+    assert events.PluginTagToContent("hparams")  # hyperparameters with their final metrics

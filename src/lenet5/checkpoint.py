@@ -56,7 +56,6 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     epoch: int,
     best_val_accuracy: float,
-    rng_state: torch.Tensor | None = None,
 ) -> None:
     """Everything needed to rebuild the model, or resume training exactly after `epoch`."""
     state: dict[str, Any] = {
@@ -67,7 +66,7 @@ def save_checkpoint(
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "epoch": epoch,
         "best_val_accuracy": best_val_accuracy,
-        "rng_state": torch.get_rng_state() if rng_state is None else rng_state,
+        "rng_state": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda_rng_state"] = torch.cuda.get_rng_state_all()

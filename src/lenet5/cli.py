@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from lenet5 import __version__
@@ -19,8 +19,8 @@ DEFAULTS = TrainConfig()
 RUNS_ROOT = Path("runs")
 
 
-def _positive(kind: type) -> object:
-    def parse(text: str) -> int | float:
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
@@ -29,7 +29,6 @@ def _positive(kind: type) -> object:
             raise argparse.ArgumentTypeError(f"must be positive, got {text}")
         return value
 
-    parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
 
 

@@ -225,7 +225,7 @@ class _Logger:
             "val/accuracy": summary["val_accuracy"],
         }
         for event in hparams(config.to_dict(), metrics):
-            self.writer.file_writer.add_summary(event)
+            self.writer._get_file_writer().add_summary(event)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -277,7 +277,7 @@ def fit(
         logger.writer.add_graph(model, to_float(train.images[:1]))
     elif start_epoch < config.epochs:
         echo(f"resuming {run_dir} after epoch {start_epoch}/{config.epochs}")
-    epoch = start_epoch
+    epoch = saved_epoch = start_epoch
     try:
         for epoch in range(start_epoch + 1, config.epochs + 1):
             logger.start_epoch(epoch, config.epochs, steps)
@@ -304,30 +304,13 @@ def fit(
                 "seconds": seconds,
             }
             logger.end_epoch(record)
+            is_best = record["val_accuracy"] > best_val
+            best_val = max(best_val, record["val_accuracy"])
             with open(run_dir / METRICS_FILE, "a") as f:
                 f.write(json.dumps(record) + "\n")
             records.append(record)
-            rng_state = torch.get_rng_state()
-            if record["val_accuracy"] > best_val:
-                best_val = record["val_accuracy"]
-                save_checkpoint(
-                    run_dir / BEST,
-                    config=config,
-                    model=model,
-                    optimizer=optimizer,
-                    epoch=epoch,
-                    best_val_accuracy=best_val,
-                    rng_state=rng_state,
-                )
-            save_checkpoint(
-                run_dir / LAST,
-                config=config,
-                model=model,
-                optimizer=optimizer,
-                epoch=epoch,
-                best_val_accuracy=best_val,
-                rng_state=rng_state,
-            )
+            _save_epoch(run_dir, config, model, optimizer, epoch, best_val, is_best)
+            saved_epoch = epoch
             echo(
                 f"epoch {epoch:>3}/{config.epochs}  train loss {record['train_loss']:.4f}  "
                 f"val acc {record['val_accuracy']:.4f}  test acc {record['test_accuracy']:.4f}  "
@@ -338,14 +321,16 @@ def fit(
         logger.hparams(config, summary)
         return summary
     except KeyboardInterrupt:
+        if records and records[-1]["epoch"] > saved_epoch:  # the interrupt cut the save short
+            saved_epoch = records[-1]["epoch"]
+            _save_epoch(run_dir, config, model, optimizer, saved_epoch, best_val, is_best)
         saved = (
-            f"the checkpoint of epoch {epoch - 1} is kept in {run_dir / LAST}"
-            if epoch > 1
+            f"the checkpoint of epoch {saved_epoch} is in {run_dir / LAST}"
+            if saved_epoch
             else "no epoch had finished"
         )
         echo(
-            f"\ninterrupted during epoch {epoch}: {saved}; "
-            f"resume with: lenet5 train --resume {run_dir}"
+            f"\ninterrupted in epoch {epoch}: {saved}; resume with: lenet5 train --resume {run_dir}"
         )
         raise
     except TrainingError as exc:
@@ -357,6 +342,27 @@ def fit(
         raise TrainingError(f"epoch {epoch}: {exc}; stopped, {kept}; try a lower --lr") from None
     finally:
         logger.close()
+
+
+def _save_epoch(
+    run_dir: Path,
+    config: TrainConfig,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    epoch: int,
+    best_val: float,
+    is_best: bool,
+) -> None:
+    """Write best.pt (when `is_best`), then last.pt, with the RNG state as it is after `epoch`."""
+    for path in (BEST, LAST) if is_best else (LAST,):
+        save_checkpoint(
+            run_dir / path,
+            config=config,
+            model=model,
+            optimizer=optimizer,
+            epoch=epoch,
+            best_val_accuracy=best_val,
+        )
 
 
 def _summary(
