@@ -65,3 +65,29 @@ requires_real_data = pytest.mark.skipif(
     not (REAL_DATA and data.has_files(Path(REAL_DATA))),
     reason="set LENET5_DATA to a folder with the MNIST files",
 )
+
+
+@pytest.fixture(scope="session")
+def synthetic_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(data folder, run directory) of LeNet-5 trained 2 epochs on the synthetic digits."""
+    from lenet5.config import TrainConfig
+    from lenet5.train import fit
+
+    root = tmp_path_factory.mktemp("synthetic")
+    directory = write_dataset(root / "data", n_train=data.VALIDATION_SIZE + 512, n_test=300)
+    config = TrainConfig(epochs=2, batch_size=32)
+    fit(config, data.load_splits(data_dir=directory), root / "run", echo=lambda _: None)
+    return directory, root / "run"
+
+
+@pytest.fixture(scope="session")
+def mnist_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LeNet-5 run trained 2 epochs on the real MNIST (about 98% test accuracy)."""
+    from lenet5.config import TrainConfig
+    from lenet5.train import fit
+
+    if not (REAL_DATA and data.has_files(Path(REAL_DATA))):
+        pytest.skip("set LENET5_DATA to a folder with the MNIST files")
+    run = tmp_path_factory.mktemp("mnist") / "run"
+    fit(TrainConfig(epochs=2), data.load_splits(data_dir=REAL_DATA), run, echo=lambda _: None)
+    return run

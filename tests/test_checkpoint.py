@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lenet5.checkpoint import (
-    BEST,
+    LAST,
     CheckpointError,
     atomic_write_text,
     load_checkpoint,
@@ -32,14 +32,14 @@ def _save(path: Path, config: TrainConfig) -> torch.nn.Module:
 
 def test_round_trip_rebuilds_the_model_from_the_path_alone(tmp_path: Path) -> None:
     config = TrainConfig(dropout=0.25, lr=0.003)
-    model = _save(tmp_path / "run" / BEST, config)
-    loaded, loaded_config = load_model(tmp_path / "run")  # a run directory means its best.pt
+    model = _save(tmp_path / "run" / LAST, config)
+    loaded, loaded_config = load_model(tmp_path / "run")  # a run directory means its last.pt
     assert loaded_config == config
     assert not loaded.training
     x = torch.rand(5, 1, 28, 28)
     model.eval()
     assert torch.equal(loaded(x), model(x))
-    state = load_checkpoint(tmp_path / "run" / BEST)
+    state = load_checkpoint(tmp_path / "run" / LAST)
     assert state["epoch"] == 7 and state["optimizer"]["state"]  # Adam moments kept
 
 

@@ -74,10 +74,11 @@ def save_checkpoint(
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or a run directory (its best checkpoint)."""
+    """A checkpoint file, or a run directory: its last checkpoint, the model whose test accuracy
+    the run reports (checkpoints/best.pt is the best by validation accuracy)."""
     path = Path(path)
     if path.is_dir():
-        path = path / BEST
+        path = path / LAST
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     return path

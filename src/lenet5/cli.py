@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+import torch
+from PIL import Image
+
 from lenet5 import __version__
+from lenet5.checkpoint import atomic_write, load_model, resolve_checkpoint
 from lenet5.config import TrainConfig
-from lenet5.data import DATASETS
+from lenet5.data import DATASETS, batches, load_splits
 from lenet5.errors import Lenet5Error
-from lenet5.models import INIT_NAMES, MODEL_NAMES
+from lenet5.evaluate import evaluate, format_report, per_class_metrics
+from lenet5.export import compare_with_onnx, export_onnx
+from lenet5.models import INIT_NAMES, MODEL_NAMES, build_model
+from lenet5.plots import plot_confident_errors, plot_confusion_matrix
+from lenet5.predict import predict, predict_digits, predict_image
+from lenet5.preprocess import EXTENSIONS, ImageError, load_image
+from lenet5.summary import format_table, layer_table
+from lenet5.train import fit, next_run_dir, prepare_new_run_dir, read_run_config, resolve_device
 
 DEFAULTS = TrainConfig()
 RUNS_ROOT = Path("runs")
@@ -42,15 +56,24 @@ def _probability(text: str) -> float:
     return value
 
 
-def _add_data_args(p: argparse.ArgumentParser) -> None:
+def _add_data_args(p: argparse.ArgumentParser, dataset_default: str = DEFAULTS.dataset) -> None:
     p.add_argument(
-        "--dataset", choices=tuple(DATASETS), help=f"dataset to use (default: {DEFAULTS.dataset})"
+        "--dataset", choices=tuple(DATASETS), help=f"dataset to use (default: {dataset_default})"
     )
     p.add_argument(
         "--data-dir",
         type=Path,
         help="folder with the four IDX files (default: $LENET5_DATA, then the user "
         "cache folder, downloading there when missing)",
+    )
+
+
+def _add_device_arg(p: argparse.ArgumentParser, default: str = "auto") -> None:
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default=default,
+        help="where to run; auto picks cuda when available (default: %(default)s)",
     )
 
 
@@ -108,17 +131,83 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="continue the run in RUN_DIR from its last checkpoint",
     )
-    t.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda"),
-        default="auto",
-        help="where to train (default: %(default)s: cuda when available)",
-    )
+    _add_device_arg(t)
     t.add_argument(
         "--no-progress",
         action="store_true",
         help="no progress bar (it is shown only when stderr is a terminal)",
     )
+
+    e = sub.add_parser(
+        "evaluate",
+        help="accuracy, per-class metrics and confusion matrix of a trained model",
+        description="Evaluate a run directory (its last checkpoint) or a checkpoint file.",
+    )
+    e.add_argument("checkpoint", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
+    e.add_argument(
+        "--split",
+        choices=("test", "val", "train"),
+        default="test",
+        help="split to evaluate (default: %(default)s)",
+    )
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument(
+        "--plots",
+        type=Path,
+        metavar="DIR",
+        help="write the confusion matrix and the most confidently wrong images as PNG",
+    )
+    _add_data_args(e, dataset_default="the one the model was trained on")
+    _add_device_arg(e)
+
+    p = sub.add_parser(
+        "predict",
+        help="read digits in image files",
+        description="Read the digit in each image (PNG, JPEG, BMP, GIF, WebP, TIFF); images are "
+        "preprocessed as MNIST was (white on black, fitted to 20x20, centred by mass in 28x28).",
+    )
+    p.add_argument("checkpoint", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE",
+        help="image files, folders of them, or - for one image on standard input",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per image per line: path, digit, probabilities",
+    )
+    p.add_argument(
+        "--multi",
+        action="store_true",
+        help="each image holds a row of digits (a year, a house number): read them all",
+    )
+    p.add_argument(
+        "--save-preprocessed",
+        type=Path,
+        metavar="DIR",
+        help="write the 28x28 images the model saw to DIR",
+    )
+    _add_device_arg(p, default="cpu")
+
+    x = sub.add_parser(
+        "export",
+        help="export a trained model (ONNX)",
+        description="Export to ONNX: input (N, 1, 28, 28) float in [0, 1], "
+        "output logits (N, 10), dynamic batch size.",
+    )
+    x.add_argument("checkpoint", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
+    x.add_argument(
+        "--format", choices=("onnx",), default="onnx", help="export format (default: %(default)s)"
+    )
+    x.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="output file")
+    x.add_argument(
+        "--verify",
+        action="store_true",
+        help="compare with PyTorch on the whole test split using onnxruntime",
+    )
+    _add_data_args(x, dataset_default="the one the model was trained on")
 
     s = sub.add_parser("summary", help="print the per-layer parameter table of a model")
     s.add_argument(
@@ -137,9 +226,6 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from lenet5.data import load_splits
-    from lenet5.train import fit, next_run_dir, prepare_new_run_dir, read_run_config, resolve_device
-
     if args.resume is not None:
         if args.run_dir is not None:
             raise Lenet5Error("give either --resume RUN_DIR or --run-dir, not both")
@@ -186,14 +272,146 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from lenet5.models import build_model
-    from lenet5.summary import format_table, layer_table
-
     print(format_table(layer_table(build_model(args.model))))
     return 0
 
 
-COMMANDS = {"train": _train, "summary": _summary}
+def _evaluate(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    model, config = load_model(args.checkpoint, device)
+    splits = load_splits(
+        args.dataset or config.dataset, args.data_dir, progress=sys.stderr.isatty()
+    )
+    split = getattr(splits, args.split).to(device)
+    result = evaluate(model, split, config.eval_batch_size)
+    report = {
+        "checkpoint": str(resolve_checkpoint(args.checkpoint)),
+        "split": args.split,
+        "examples": len(split),
+        "accuracy": result["accuracy"],
+        "loss": result["loss"],
+        "per_class": per_class_metrics(result["confusion_matrix"]),
+        "confusion_matrix": result["confusion_matrix"],
+    }
+    if args.plots is not None:
+        args.plots.mkdir(parents=True, exist_ok=True)
+        title = f"{config.model} on the {args.split} split: accuracy {result['accuracy']:.4f}"
+        plot_confusion_matrix(
+            result["confusion_matrix"], args.plots / "confusion_matrix.png", title
+        )
+        probabilities = torch.cat([predict(model, x) for x, _ in batches(split, 1000)]).cpu()
+        plot_confident_errors(
+            split.images.cpu().numpy(),
+            split.labels.cpu().numpy(),
+            probabilities.numpy(),
+            args.plots / "confident_errors.png",
+        )
+        report["plots"] = [
+            str(args.plots / n) for n in ("confusion_matrix.png", "confident_errors.png")
+        ]
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(format_report(report))
+        for plot in report.get("plots", []):
+            print(f"wrote {plot}")
+    return 0
+
+
+def _image_sources(items: list[str]) -> list[str]:
+    """Expand folders into the image files they hold; "-" stands for standard input."""
+    sources: list[str] = []
+    for item in items:
+        path = Path(item)
+        if item != "-" and path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in EXTENSIONS)
+            sources += [str(p) for p in found] or [item]  # an empty folder reports an error
+        else:
+            sources.append(item)
+    return sources
+
+
+def _predict(args: argparse.Namespace) -> int:
+    model, _ = load_model(args.checkpoint, resolve_device(args.device))
+    if args.save_preprocessed is not None:
+        args.save_preprocessed.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for source in _image_sources(args.images):
+        try:
+            if source != "-" and Path(source).is_dir():
+                raise ImageError("folder holds no PNG, JPEG, BMP, GIF, WebP or TIFF files")
+            image = load_image(sys.stdin.buffer.read() if source == "-" else source)
+            predictions = (
+                predict_digits(model, image) if args.multi else [predict_image(model, image)]
+            )
+        except ImageError as exc:
+            failures += 1
+            if args.json:
+                print(json.dumps({"path": source, "error": str(exc)}), flush=True)
+            else:
+                print(f"{source}: error: {exc}", file=sys.stderr, flush=True)
+            continue
+        if args.save_preprocessed is not None:
+            stem = "stdin" if source == "-" else Path(source).stem
+            for k, pred in enumerate(predictions):
+                name = f"{stem}-{k}.png" if args.multi else f"{stem}.png"
+                picture = Image.fromarray(np.ascontiguousarray(pred.image))
+                atomic_write(
+                    args.save_preprocessed / name,
+                    lambda f, picture=picture: picture.save(f, format="PNG"),
+                )
+        number = "".join(str(p.digit) for p in predictions)
+        if args.json:
+            if args.multi:
+                digits = [{"digit": p.digit, "probabilities": p.probabilities} for p in predictions]
+                print(json.dumps({"path": source, "number": number, "digits": digits}), flush=True)
+            else:
+                pred = predictions[0]
+                print(
+                    json.dumps(
+                        {"path": source, "digit": pred.digit, "probabilities": pred.probabilities}
+                    ),
+                    flush=True,
+                )
+        elif args.multi:
+            sure = "  ".join(f"{p.digit}: {p.probabilities[p.digit]:.3f}" for p in predictions)
+            print(f"{source}: {number}  ({sure})", flush=True)
+        else:
+            top = "  ".join(f"{d}: {p:.3f}" for d, p in predictions[0].top(3))
+            print(f"{source}: {number}  ({top})", flush=True)
+    return 1 if failures else 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    model, config = load_model(args.checkpoint)
+    export_onnx(model, args.output)
+    print(
+        f"wrote {args.output} (ONNX; input 'input' (N, 1, 28, 28) float in [0, 1], "
+        f"output 'logits' (N, 10))"
+    )
+    if args.verify:
+        from lenet5.data import load_splits
+
+        splits = load_splits(
+            args.dataset or config.dataset, args.data_dir, progress=sys.stderr.isatty()
+        )
+        check = compare_with_onnx(model, args.output, splits.test)
+        print(
+            f"onnxruntime vs PyTorch on {check['images']} test images: largest logit "
+            f"difference {check['max_abs_diff']:.2e}, same digit on {check['agreement']:.2%}"
+        )
+        if check["max_abs_diff"] > 1e-5 or check["agreement"] < 1.0:
+            raise Lenet5Error("the exported model does not match PyTorch")
+    return 0
+
+
+COMMANDS = {
+    "train": _train,
+    "evaluate": _evaluate,
+    "predict": _predict,
+    "export": _export,
+    "summary": _summary,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -210,3 +428,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (keeps interpreter exit quiet)
+        return 141

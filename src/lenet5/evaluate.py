@@ -1,23 +1,79 @@
-"""Accuracy and loss of a model on a split."""
+"""Accuracy, loss, confusion matrix and per-class metrics of a model on a split."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lenet5.data import Split, batches
+from lenet5.data import NUM_CLASSES, Split, batches
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, split: Split, batch_size: int = 1000) -> dict[str, float]:
-    """Mean cross-entropy and accuracy (a fraction in [0, 1]) of `model` on `split`."""
+def evaluate(model: nn.Module, split: Split, batch_size: int = 1000) -> dict[str, Any]:
+    """Mean cross-entropy, accuracy (a fraction in [0, 1]) and the confusion matrix
+    (rows: true class, columns: predicted class) of `model` on `split`."""
     model.eval()
-    loss_sum = torch.zeros((), device=split.labels.device)
-    correct = torch.zeros((), dtype=torch.long, device=split.labels.device)
+    device = split.labels.device
+    loss_sum = torch.zeros((), device=device)
+    confusion = torch.zeros(NUM_CLASSES * NUM_CLASSES, dtype=torch.long, device=device)
     for x, y in batches(split, batch_size):
         logits = model(x)
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
-        correct += (logits.argmax(dim=1) == y).sum()
+        confusion += torch.bincount(
+            y * NUM_CLASSES + logits.argmax(dim=1), minlength=NUM_CLASSES**2
+        )
+    matrix = confusion.view(NUM_CLASSES, NUM_CLASSES).cpu()
     n = max(len(split), 1)
-    return {"loss": loss_sum.item() / n, "accuracy": correct.item() / n}
+    return {
+        "loss": loss_sum.item() / n,
+        "accuracy": int(matrix.diagonal().sum()) / n,
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
+def per_class_metrics(confusion: list[list[int]]) -> list[dict[str, float]]:
+    """Precision, recall, F1 and support of each class from a confusion matrix."""
+    matrix = torch.tensor(confusion, dtype=torch.float64)
+    true_pos = matrix.diagonal()
+    predicted, actual = matrix.sum(dim=0), matrix.sum(dim=1)
+    rows = []
+    for k in range(len(matrix)):
+        precision = float(true_pos[k] / predicted[k]) if predicted[k] else 0.0
+        recall = float(true_pos[k] / actual[k]) if actual[k] else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        rows.append(
+            {
+                "class": k,
+                "precision": precision,
+                "recall": recall,
+                "f1": f1,
+                "support": int(actual[k]),
+            }
+        )
+    return rows
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The evaluation as text: headline figures, per-class table, confusion matrix."""
+    lines = [
+        f"{report['split']} split: {report['examples']} images, accuracy {report['accuracy']:.4f},"
+        f" loss {report['loss']:.4f}",
+        "",
+        "class  precision  recall      f1  support",
+    ]
+    for r in report["per_class"]:
+        lines.append(
+            f"{r['class']:>5}  {r['precision']:>9.4f}  {r['recall']:>6.4f}  "
+            f"{r['f1']:>6.4f}  {r['support']:>7}"
+        )
+    lines += [
+        "",
+        "confusion matrix (rows: true digit, columns: predicted digit)",
+        "      " + "".join(f"{k:>6}" for k in range(NUM_CLASSES)),
+    ]
+    for k, row in enumerate(report["confusion_matrix"]):
+        lines.append(f"{k:>6}" + "".join(f"{v:>6}" for v in row))
+    return "\n".join(lines)

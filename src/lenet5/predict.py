@@ -1,11 +1,16 @@
-"""Inference: class probabilities for batches of images."""
+"""The one inference path: images in, digits and probabilities out (CLI, web app, tests)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from lenet5.data import to_float
+from lenet5.preprocess import preprocess, split_digits
 
 
 @torch.inference_mode()
@@ -15,3 +20,32 @@ def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     device = next(model.parameters()).device
     x = to_float(images) if images.dtype == torch.uint8 else images
     return torch.softmax(model(x.to(device)), dim=1)
+
+
+@dataclass
+class Prediction:
+    digit: int
+    probabilities: list[float]  # 10 class probabilities
+    image: np.ndarray  # the (28, 28) uint8 input the model saw
+
+    def top(self, k: int = 3) -> list[tuple[int, float]]:
+        order = np.argsort(self.probabilities)[::-1][:k]
+        return [(int(d), self.probabilities[d]) for d in order]
+
+
+def _predictions(model: nn.Module, inputs: list[np.ndarray]) -> list[Prediction]:
+    probabilities = predict(model, torch.from_numpy(np.stack(inputs))).cpu()
+    return [
+        Prediction(int(p.argmax()), p.tolist(), x)
+        for p, x in zip(probabilities, inputs, strict=True)
+    ]
+
+
+def predict_image(model: nn.Module, image: Image.Image) -> Prediction:
+    """Read one digit from any image (preprocessed as MNIST was)."""
+    return _predictions(model, [preprocess(image)])[0]
+
+
+def predict_digits(model: nn.Module, image: Image.Image) -> list[Prediction]:
+    """Read a row of digits (a house number, a year), left to right."""
+    return _predictions(model, split_digits(image))

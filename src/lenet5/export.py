@@ -1,0 +1,78 @@
+"""Export a trained model to ONNX and check it against PyTorch with onnxruntime."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lenet5.data import Split, batches
+from lenet5.errors import Lenet5Error
+from lenet5.models import IMAGE_SIZE
+
+INPUT_NAME = "input"  # (N, 1, 28, 28) float32 in [0, 1]
+OUTPUT_NAME = "logits"  # (N, 10)
+EXTRA = "pip install 'lenet5[onnx]' (onnx, onnxscript, onnxruntime)"
+
+
+def export_onnx(model: nn.Module, path: Path) -> None:
+    """Write `model` as ONNX with a dynamic batch dimension (atomically: temp file, rename)."""
+    try:
+        import onnxscript  # noqa: F401  (torch's exporter needs it)
+    except ImportError:
+        raise Lenet5Error(f"ONNX export needs extra packages: {EXTRA}") from None
+    model = model.cpu().eval()
+    example = torch.rand(2, 1, IMAGE_SIZE, IMAGE_SIZE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The exporter logs about optional torchvision ops and warns about its own internals.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with (
+        tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-") as tmp,
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore")
+        tmp_file = Path(tmp) / path.name
+        program = torch.onnx.export(
+            model,
+            (example,),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            dynamo=True,
+            verbose=False,
+        )
+        assert program is not None
+        program.save(str(tmp_file), external_data=False)
+        tmp_file.replace(path)
+
+
+def onnx_session(path: Path) -> Any:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise Lenet5Error(f"running ONNX models needs extra packages: {EXTRA}") from None
+    try:
+        return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise Lenet5Error(f"{path}: not a loadable ONNX model ({exc})") from None
+
+
+@torch.inference_mode()
+def compare_with_onnx(model: nn.Module, path: Path, split: Split) -> dict[str, float]:
+    """Run `split` through PyTorch and onnxruntime; the largest logit difference and the
+    fraction of images on which both predict the same digit."""
+    session = onnx_session(path)
+    model = model.cpu().eval()
+    max_diff, agree = 0.0, 0
+    for x, _ in batches(split.to("cpu"), 1000):
+        ours = model(x).numpy()
+        theirs = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0]
+        max_diff = max(max_diff, float(np.abs(ours - theirs).max()))
+        agree += int((ours.argmax(1) == theirs.argmax(1)).sum())
+    return {"max_abs_diff": max_diff, "agreement": agree / len(split), "images": len(split)}

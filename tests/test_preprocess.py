@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from scipy import ndimage
+
+from lenet5.preprocess import (
+    ImageError,
+    load_image,
+    otsu_threshold,
+    preprocess,
+    split_digits,
+)
+
+
+def _png(image: Image.Image, **kwargs: object) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format=kwargs.pop("format", "PNG"), **kwargs)  # type: ignore[arg-type]
+    return out.getvalue()
+
+
+def _paper_with_bar(size: tuple[int, int], box: tuple[int, int, int, int]) -> Image.Image:
+    """Dark ink (a filled rectangle) on white paper."""
+    image = Image.new("L", size, 255)
+    ImageDraw.Draw(image).rectangle(box, fill=20)
+    return image
+
+
+def _bbox(x: np.ndarray) -> tuple[int, int]:
+    rows, cols = np.flatnonzero(x.any(1)), np.flatnonzero(x.any(0))
+    return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+
+
+def test_otsu_known_answer() -> None:
+    values = np.array([10] * 50 + [200] * 50)
+    assert 10 <= otsu_threshold(values) < 200
+
+
+def test_mnist_style_input_passes_unchanged() -> None:
+    digit = np.zeros((28, 28), dtype=np.uint8)
+    digit[5:20, 10:14] = 255
+    digit[3, 3] = 17  # even odd pixels stay where they are
+    assert np.array_equal(preprocess(Image.fromarray(digit)), digit)
+
+
+def test_off_centre_dark_digit_on_paper_becomes_mnist_style() -> None:
+    image = Image.new("L", (300, 300), 240)
+    ImageDraw.Draw(image).line([(30, 40), (60, 200), (110, 120)], fill=30, width=9)
+    x = preprocess(image)
+    assert x.shape == (28, 28) and x.dtype == np.uint8
+    assert x[0].max() == 0 and x[:, 0].max() == 0  # background black, ink white
+    assert max(_bbox(x)) in (20, 21)  # longer side fitted to 20 px (anti-aliasing may add one)
+    row, col = ndimage.center_of_mass(x.astype(float))  # (row, column)
+    assert abs(row - 14) <= 0.5 and abs(col - 14) <= 0.5
+
+
+def test_aspect_ratio_is_kept() -> None:
+    x = preprocess(_paper_with_bar((200, 300), (90, 50, 110, 250)))  # 21 wide, 201 tall
+    height, width = _bbox(x)
+    assert height in (20, 21) and 1 <= width <= 4
+
+
+def test_exif_orientation_is_honoured() -> None:
+    bar = _paper_with_bar((300, 200), (50, 90, 250, 110))  # a horizontal bar...
+    exif = Image.Exif()
+    exif[0x0112] = 6  # ...stored sideways: viewers rotate it 90 degrees to upright
+    x = preprocess(load_image(_png(bar, format="JPEG", exif=exif)))
+    height, width = _bbox(x)
+    assert height > 3 * width  # upright, the bar stands vertical
+
+
+def test_transparency_is_composited_onto_white() -> None:
+    image = Image.new("RGBA", (100, 100), (0, 0, 0, 0))  # transparent black everywhere
+    ImageDraw.Draw(image).rectangle((45, 10, 55, 90), fill=(0, 0, 0, 255))
+    x = preprocess(load_image(_png(image)))
+    assert _bbox(x)[0] in (20, 21)  # only the opaque stroke counts as ink
+
+
+def test_sixteen_bit_and_cmyk_images_are_converted() -> None:
+    reference = preprocess(_paper_with_bar((120, 120), (50, 20, 65, 100)))
+    gray16 = np.asarray(_paper_with_bar((120, 120), (50, 20, 65, 100)), dtype=np.uint16) * 257
+    sixteen = load_image(_png(Image.fromarray(gray16)))
+    assert sixteen.mode.startswith("I")
+    assert np.abs(preprocess(sixteen).astype(int) - reference).max() <= 2
+    cmyk = load_image(_png(_paper_with_bar((120, 120), (50, 20, 65, 100)).convert("CMYK"),
+                           format="JPEG", quality=95))
+    assert cmyk.mode == "CMYK"
+    assert np.abs(preprocess(cmyk).astype(int) - reference).mean() < 8
+
+
+def test_uneven_lighting_and_noise_leave_no_stray_ink() -> None:
+    rng = np.random.default_rng(0)
+    paper = 200 + np.linspace(-30, 30, 300)[None, :] + rng.normal(0, 5, (300, 300))
+    paper[100:200, 140:155] = 40  # the digit: a thick bar
+    x = preprocess(Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8)))
+    height, width = _bbox(x)
+    assert height in (20, 21) and width <= 5
+
+
+@pytest.mark.parametrize("color", [0, 255, 128])
+def test_blank_image_has_no_ink(color: int) -> None:
+    with pytest.raises(ImageError, match="no ink found"):
+        preprocess(Image.new("L", (64, 64), color))
+
+
+def test_faint_noise_alone_is_blank() -> None:
+    rng = np.random.default_rng(1)
+    noise = np.clip(230 + rng.normal(0, 3, (100, 100)), 0, 255).astype(np.uint8)
+    with pytest.raises(ImageError, match="no ink found"):
+        preprocess(Image.fromarray(noise))
+
+
+def test_not_an_image() -> None:
+    with pytest.raises(ImageError, match="not an image"):
+        load_image(b"hello, I am a text file")
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(ImageError, match="empty file"):
+        load_image(tmp_path / "empty.png")
+
+
+def test_truncated_image() -> None:
+    data = _png(_paper_with_bar((200, 200), (50, 50, 150, 150)), format="JPEG")
+    with pytest.raises(ImageError, match="cannot decode"):
+        load_image(data[: len(data) // 2])
+
+
+def _png_header_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims huge dimensions (a decompression bomb's calling card)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(
+            ">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("side", [8_000, 100_000])
+def test_decompression_bomb_is_refused_before_decoding(side: int) -> None:
+    # Decoding would need side * side bytes (64 MB, 10 GB); the file is 100 bytes.
+    with pytest.raises(ImageError, match="image too large"):
+        load_image(_png_header_claiming(side, side))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="cannot read"):
+        load_image(tmp_path / "nope.png")
+
+
+def test_split_digits_left_to_right_merging_overlapping_pieces() -> None:
+    image = Image.new("L", (400, 120), 255)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((20, 20, 30, 100), fill=0)  # a "1"
+    draw.ellipse((80, 20, 150, 100), outline=0, width=10)  # a "0"
+    draw.rectangle((200, 15, 260, 25), fill=0)  # a "5"-like: its detached top bar...
+    draw.arc((195, 35, 265, 105), 200, 160, fill=0, width=10)  # ...and its body
+    draw.rectangle((320, 20, 332, 100), fill=0)  # another "1"
+    digits = split_digits(image)
+    assert len(digits) == 4
+    widths = [_bbox(d)[1] for d in digits]
+    assert widths[0] < 8 and widths[3] < 8 and widths[1] > 12 and widths[2] > 12
+    assert np.array_equal(digits[0], preprocess(_paper_with_bar((100, 120), (20, 20, 30, 100))))
+
+
+def test_split_digits_ignores_specks() -> None:
+    image = _paper_with_bar((300, 120), (40, 10, 60, 110))
+    ImageDraw.Draw(image).point([(200, 60), (201, 60)], fill=0)
+    assert len(split_digits(image)) == 1
