@@ -88,8 +88,13 @@ def test_sixteen_bit_and_cmyk_images_are_converted() -> None:
     sixteen = load_image(_png(Image.fromarray(gray16)))
     assert sixteen.mode.startswith("I")
     assert np.abs(preprocess(sixteen).astype(int) - reference).max() <= 2
-    cmyk = load_image(_png(_paper_with_bar((120, 120), (50, 20, 65, 100)).convert("CMYK"),
-                           format="JPEG", quality=95))
+    cmyk = load_image(
+        _png(
+            _paper_with_bar((120, 120), (50, 20, 65, 100)).convert("CMYK"),
+            format="JPEG",
+            quality=95,
+        )
+    )
     assert cmyk.mode == "CMYK"
     assert np.abs(preprocess(cmyk).astype(int) - reference).mean() < 8
 
@@ -135,13 +140,19 @@ def test_truncated_image() -> None:
 
 def _png_header_claiming(width: int, height: int) -> bytes:
     """A PNG whose header claims huge dimensions (a decompression bomb's calling card)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(
-            ">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 100))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("side", [8_000, 100_000])

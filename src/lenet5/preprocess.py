@@ -126,9 +126,11 @@ def _background_plane(image: np.ndarray, background: np.ndarray) -> np.ndarray:
     rows, cols = np.indices(image.shape, dtype=np.float64)
     step = max(1, int(np.sqrt(image.size / 20_000)))  # a subsample is plenty for 3 numbers
     mask = background[::step, ::step]
-    design = np.stack([np.ones(mask.sum()), rows[::step, ::step][mask], cols[::step, ::step][mask]])
-    if design.shape[1] < 3:
+    if np.count_nonzero(mask) < 3:
         return np.zeros_like(image)
+    design = np.stack(
+        [np.ones(np.count_nonzero(mask)), rows[::step, ::step][mask], cols[::step, ::step][mask]]
+    )
     coef, *_ = np.linalg.lstsq(design.T, image[::step, ::step][mask], rcond=None)
     return coef[0] + coef[1] * rows + coef[2] * cols
 

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lenet5 import data
+from lenet5.checkpoint import load_model
+from lenet5.cli import main
+from lenet5.export import compare_with_onnx, export_onnx, onnx_session
+
+from conftest import REAL_DATA, requires_real_data
+
+
+@pytest.fixture(scope="module")
+def onnx_file(synthetic_run: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("onnx") / "lenet5.onnx"
+    model, _ = load_model(synthetic_run[1])
+    export_onnx(model, path)
+    return path
+
+
+def test_onnxruntime_matches_pytorch(synthetic_run: tuple[Path, Path], onnx_file: Path) -> None:
+    directory, run = synthetic_run
+    model, _ = load_model(run)
+    check = compare_with_onnx(model, onnx_file, data.load_splits(data_dir=directory).test)
+    assert check["max_abs_diff"] <= 1e-5 and check["agreement"] == 1.0
+
+
+@pytest.mark.parametrize("batch", [1, 7, 1000])
+def test_dynamic_batch_dimension(onnx_file: Path, batch: int) -> None:
+    session = onnx_session(onnx_file)
+    (input_meta,) = session.get_inputs()
+    assert input_meta.name == "input" and input_meta.shape[1:] == [1, 28, 28]
+    x = np.random.default_rng(0).random((batch, 1, 28, 28), dtype=np.float32)
+    (logits,) = session.run(["logits"], {"input": x})
+    assert logits.shape == (batch, 10)
+
+
+def test_cli_export_and_verify(
+    synthetic_run: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, run = synthetic_run
+    out = tmp_path / "sub" / "model.onnx"
+    code = main(
+        [
+            "export",
+            str(run),
+            "--format",
+            "onnx",
+            "-o",
+            str(out),
+            "--verify",
+            "--data-dir",
+            str(directory),
+        ]
+    )
+    assert code == 0
+    text = capsys.readouterr().out
+    assert f"wrote {out}" in text and "same digit on 100.00%" in text
+    assert sorted(p.name for p in out.parent.iterdir()) == ["model.onnx"]  # no temp files left
+
+
+def test_cli_export_bad_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    assert main(["export", str(tmp_path / "junk.pt"), "-o", str(tmp_path / "m.onnx")]) == 1
+    assert "not a readable lenet5 checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_not_an_onnx_file(tmp_path: Path) -> None:
+    (tmp_path / "m.onnx").write_bytes(b"nope")
+    with pytest.raises(Exception, match="not a loadable ONNX model"):
+        onnx_session(tmp_path / "m.onnx")
+
+
+@pytest.mark.data
+@requires_real_data
+def test_whole_mnist_test_split(mnist_run: Path, tmp_path: Path) -> None:
+    model, _ = load_model(mnist_run)
+    export_onnx(model, tmp_path / "m.onnx")
+    check = compare_with_onnx(model, tmp_path / "m.onnx", data.load_splits(data_dir=REAL_DATA).test)
+    assert check["images"] == 10_000
+    assert check["max_abs_diff"] <= 1e-5 and check["agreement"] == 1.0
