@@ -123,7 +123,8 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
 
 def _background_plane(image: np.ndarray, background: np.ndarray) -> np.ndarray:
     """Least-squares plane a + b*row + c*col through the pixels marked as `background`."""
-    rows, cols = np.indices(image.shape, dtype=np.float64)
+    grid = np.indices(image.shape, dtype=np.float64)
+    rows, cols = grid[0], grid[1]
     step = max(1, int(np.sqrt(image.size / 20_000)))  # a subsample is plenty for 3 numbers
     mask = background[::step, ::step]
     if np.count_nonzero(mask) < 3:
