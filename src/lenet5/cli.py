@@ -21,7 +21,7 @@ from lenet5.config import TrainConfig
 from lenet5.data import DATASETS, batches, load_splits
 from lenet5.errors import Lenet5Error
 from lenet5.evaluate import evaluate, format_report, per_class_metrics
-from lenet5.export import compare_with_onnx, export_onnx
+from lenet5.export import ATOL, RTOL, compare_with_onnx, export_onnx
 from lenet5.models import INIT_NAMES, MODEL_NAMES, build_model
 from lenet5.plots import plot_confident_errors, plot_confusion_matrix
 from lenet5.predict import predict, predict_digits, predict_image
@@ -397,10 +397,13 @@ def _export(args: argparse.Namespace) -> int:
         )
         check = compare_with_onnx(model, args.output, splits.test)
         print(
-            f"onnxruntime vs PyTorch on {check['images']} test images: largest logit "
-            f"difference {check['max_abs_diff']:.2e}, same digit on {check['agreement']:.2%}"
+            f"onnxruntime vs PyTorch on {check['images']} test images: largest logit difference "
+            f"{check['max_abs_diff']:.2e} (largest logit {check['max_abs_logit']:.1f}; "
+            f"tolerance {ATOL:g} + {RTOL:g} x |logit|: "
+            f"{'met' if check['within_tolerance'] else 'NOT met'}), "
+            f"same digit on {check['agreement']:.2%}"
         )
-        if check["max_abs_diff"] > 1e-5 or check["agreement"] < 1.0:
+        if not check["within_tolerance"] or check["agreement"] < 1.0:
             raise Lenet5Error("the exported model does not match PyTorch")
     return 0
 
