@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from lenet5 import data
+from lenet5 import train as train_module
 from lenet5.checkpoint import LAST, load_checkpoint
-from lenet5.config import TrainConfig
+from lenet5.config import RECIPES, TrainConfig
 from lenet5.train import TrainingError, fit, read_metrics
 
 from conftest import write_dataset
@@ -53,10 +54,27 @@ def test_same_seed_same_metrics(tiny_data: Path, tmp_path: Path) -> None:
     )
 
 
-def test_resume_in_process_matches_an_uninterrupted_run(tiny_data: Path, tmp_path: Path) -> None:
-    config = TrainConfig(epochs=4, batch_size=32, seed=3, dropout=0.25)
+@pytest.mark.parametrize("recipe", ["tutorial", "best"])
+def test_resume_in_process_matches_an_uninterrupted_run(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recipe: str
+) -> None:
+    """Dropout, augmentation and a learning-rate schedule all resume exactly."""
+    config = TrainConfig(
+        **{**RECIPES[recipe], "epochs": 4, "batch_size": 32, "seed": 3, "dropout": 0.25}
+    )
     _fit(tiny_data, tmp_path / "full", config)
-    _fit(tiny_data, tmp_path / "part", TrainConfig(**{**config.to_dict(), "epochs": 2}))
+
+    def interrupt_after_epoch_2(model: object, split: data.Split, batch_size: int) -> dict:
+        if len(read_metrics(tmp_path / "part")) == 2 and len(split) == 200:  # epoch 3, test
+            raise KeyboardInterrupt
+        return real_evaluate(model, split, batch_size)  # type: ignore[arg-type]
+
+    real_evaluate = train_module.evaluate
+    monkeypatch.setattr(train_module, "evaluate", interrupt_after_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        _fit(tiny_data, tmp_path / "part", config)
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "part" / LAST)["epoch"] == 2
     _fit(tiny_data, tmp_path / "part", config, resume=True)
     full = load_checkpoint(tmp_path / "full" / LAST)
     part = load_checkpoint(tmp_path / "part" / LAST)

@@ -54,6 +54,7 @@ def save_checkpoint(
     config: TrainConfig,
     model: nn.Module,
     optimizer: torch.optim.Optimizer | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     epoch: int,
     best_val_accuracy: float,
 ) -> None:
@@ -64,6 +65,7 @@ def save_checkpoint(
         "config": config.to_dict(),
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "epoch": epoch,
         "best_val_accuracy": best_val_accuracy,
         "rng_state": torch.get_rng_state(),

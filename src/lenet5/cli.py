@@ -17,17 +17,26 @@ from PIL import Image
 
 from lenet5 import __version__
 from lenet5.checkpoint import atomic_write, load_model, resolve_checkpoint
-from lenet5.config import TrainConfig
+from lenet5.config import RECIPES, TrainConfig
 from lenet5.data import DATASETS, batches, load_splits
 from lenet5.errors import Lenet5Error
 from lenet5.evaluate import evaluate, format_report, per_class_metrics
+from lenet5.experiments import QUICK_TRAIN_IMAGES, results_table, run_experiments
 from lenet5.export import ATOL, RTOL, compare_with_onnx, export_onnx
 from lenet5.models import INIT_NAMES, MODEL_NAMES, build_model
 from lenet5.plots import plot_confident_errors, plot_confusion_matrix
 from lenet5.predict import predict, predict_digits, predict_image
 from lenet5.preprocess import EXTENSIONS, ImageError, load_image
 from lenet5.summary import format_table, layer_table
-from lenet5.train import fit, next_run_dir, prepare_new_run_dir, read_run_config, resolve_device
+from lenet5.train import (
+    OPTIMIZERS,
+    SCHEDULES,
+    fit,
+    next_run_dir,
+    prepare_new_run_dir,
+    read_run_config,
+    resolve_device,
+)
 
 DEFAULTS = TrainConfig()
 RUNS_ROOT = Path("runs")
@@ -44,6 +53,26 @@ def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
 
 
 def _probability(text: str) -> float:
@@ -94,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", choices=MODEL_NAMES, help=f"model (default: {DEFAULTS.model})")
     t.add_argument(
         "--optimizer",
-        choices=("adam", "sgd"),
+        choices=OPTIMIZERS,
         help=f"optimizer; sgd is plain gradient descent (default: {DEFAULTS.optimizer})",
     )
     t.add_argument("--lr", type=_positive(float), help=f"learning rate (default: {DEFAULTS.lr})")
@@ -119,6 +148,39 @@ def build_parser() -> argparse.ArgumentParser:
         f"PyTorch's default (default: {DEFAULTS.init})",
     )
     t.add_argument("--seed", type=int, help=f"random seed (default: {DEFAULTS.seed})")
+    t.add_argument(
+        "--weight-decay",
+        type=_non_negative,
+        help=f"weight decay (default: {DEFAULTS.weight_decay})",
+    )
+    t.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        help=f"learning-rate schedule, stepped per batch (default: {DEFAULTS.schedule})",
+    )
+    t.add_argument(
+        "--label-smoothing",
+        type=_probability,
+        help=f"label smoothing of the loss (default: {DEFAULTS.label_smoothing})",
+    )
+    t.add_argument(
+        "--augment",
+        type=_non_negative,
+        help="strength of random affine distortions of training images; 1 means up to 10 "
+        f"degrees, 2 pixels and 10%% scale (default: {DEFAULTS.augment})",
+    )
+    t.add_argument(
+        "--train-subset",
+        type=_non_negative_int,
+        metavar="N",
+        help="train on the first N training images only; 0 means all (default: 0)",
+    )
+    t.add_argument(
+        "--recipe",
+        choices=tuple(RECIPES),
+        help="named settings that the other flags then override; 'best' is the recipe that "
+        "beats the 1998 paper (default: tutorial)",
+    )
     _add_data_args(t)
     t.add_argument(
         "--run-dir",
@@ -209,6 +271,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data_args(x, dataset_default="the one the model was trained on")
 
+    ex = sub.add_parser(
+        "experiments",
+        help="reproduce the tutorial's study: train, compare, plot, profile",
+        description="Train the tutorial's configurations (softmax-gd, lenet5-sgd, lenet5-adam, "
+        "lenet5-adam-dropout) and the best recipe; write results.md, results.csv, plots, an "
+        "inference trace and report.md. Finished runs are reused, interrupted ones resumed.",
+    )
+    ex.add_argument(
+        "--out",
+        type=Path,
+        default=Path("experiments"),
+        help="output folder, one run directory per configuration and seed (default: %(default)s)",
+    )
+    ex.add_argument(
+        "--seeds",
+        type=_positive(int),
+        default=1,
+        help="seeds per configuration; results give mean and std (default: 1)",
+    )
+    ex.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"1 epoch on {QUICK_TRAIN_IMAGES:,} training images per configuration (a smoke test)",
+    )
+    _add_data_args(ex)
+    _add_device_arg(ex)
+
     s = sub.add_parser("summary", help="print the per-layer parameter table of a model")
     s.add_argument(
         "--model", choices=MODEL_NAMES, default="lenet5", help="model (default: %(default)s)"
@@ -222,7 +311,7 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
         for f in dataclasses.fields(TrainConfig)
         if getattr(args, f.name, None) is not None
     }
-    return dataclasses.replace(DEFAULTS, **given)
+    return dataclasses.replace(TrainConfig(**RECIPES[args.recipe or "tutorial"]), **given)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -238,6 +327,10 @@ def _train(args: argparse.Namespace) -> int:
             and getattr(args, f.name, None) is not None
             and getattr(args, f.name) != getattr(config, f.name)
         ]
+        if args.recipe is not None:
+            changed.append("--recipe")
+        if args.epochs not in (None, config.epochs) and config.schedule != "constant":
+            changed.append(f"--epochs (the {config.schedule} schedule spans the whole run)")
         if changed:
             raise Lenet5Error(
                 f"cannot change {', '.join(changed)} when resuming "
@@ -408,11 +501,30 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _experiments(args: argparse.Namespace) -> int:
+    dataset = args.dataset or DEFAULTS.dataset
+    device = resolve_device(args.device)
+    splits = load_splits(dataset, args.data_dir, progress=sys.stderr.isatty())
+    rows = run_experiments(
+        splits,
+        args.out,
+        args.seeds,
+        args.quick,
+        device,
+        dataset,
+        echo=lambda line: print(line, flush=True),
+    )
+    print(results_table(rows))
+    print(f"report: {args.out / 'report.md'}")
+    return 0
+
+
 COMMANDS = {
     "train": _train,
     "evaluate": _evaluate,
     "predict": _predict,
     "export": _export,
+    "experiments": _experiments,
     "summary": _summary,
 }
 

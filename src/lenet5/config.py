@@ -19,6 +19,17 @@ class TrainConfig:
     seed: int = 0  # seeds initialisation, shuffling and dropout
     dataset: str = "mnist"  # mnist | fashion-mnist
     eval_batch_size: int = 1000  # batch size for validation and test passes
+    weight_decay: float = 0.0  # L2 penalty (decoupled for adamw)
+    schedule: str = "constant"  # learning rate: constant | onecycle (per step) | cosine (per step)
+    label_smoothing: float = 0.0  # cross-entropy label smoothing
+    augment: float = (
+        0.0  # random affine distortion strength (0: none; 1: +-10 deg, +-2 px, 10% scale)
+    )
+    train_subset: int = 0  # train on the first N training images only (0: all 55,000)
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}-{self.optimizer}"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -28,3 +39,20 @@ class TrainConfig:
         """Build from a stored dict, ignoring keys this version does not know."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
+
+
+# Named recipes: settings chosen on the validation split, filled in by `lenet5 train --recipe`.
+# Every recipe keeps the exact 61,706-parameter LeNet-5.
+RECIPES: dict[str, dict[str, Any]] = {
+    "tutorial": {},  # the tutorial's best run: Adam, lr 0.001, batch 128, 40 epochs
+    "best": {
+        "optimizer": "adamw",
+        "lr": 0.003,
+        "weight_decay": 0.01,
+        "schedule": "onecycle",
+        "label_smoothing": 0.05,
+        "augment": 1.0,
+        "epochs": 30,
+        "init": "pytorch",
+    },
+}

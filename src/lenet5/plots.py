@@ -71,3 +71,78 @@ def plot_confident_errors(
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return len(wrong)
+
+
+def save_figure(fig: Any, stem: Path) -> None:
+    """Write `stem`.png and `stem`.svg (each atomically) and close the figure."""
+    from lenet5.checkpoint import atomic_write
+
+    for fmt in ("png", "svg"):
+        atomic_write(
+            stem.with_suffix(f".{fmt}"), lambda f, fmt=fmt: fig.savefig(f, format=fmt, dpi=120)
+        )
+    _pyplot().close(fig)
+
+
+def study_figures(
+    curves: dict[str, list[dict[str, Any]]], times: dict[str, tuple[float, float | None]]
+) -> dict[str, Any]:
+    """The study's three figures: accuracy per epoch (validation dashed, test solid), training
+    loss per epoch, and training time per configuration (with the tutorial's where known)."""
+    plt = _pyplot()
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    accuracy, ax = plt.subplots(figsize=(8, 5))
+    for colour, (name, records) in zip(colours, curves.items(), strict=False):
+        epochs = [r["epoch"] for r in records]
+        ax.plot(epochs, [r["test_accuracy"] for r in records], color=colour, label=f"{name} test")
+        ax.plot(
+            epochs,
+            [r["val_accuracy"] for r in records],
+            color=colour,
+            ls="--",
+            alpha=0.6,
+            label=f"{name} validation",
+        )
+    ax.set(
+        xlabel="epoch",
+        ylabel="accuracy",
+        ylim=(0.9, 1.0),
+        title="Validation (dashed) and test (solid) accuracy per epoch",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    accuracy.tight_layout()
+
+    loss, ax = plt.subplots(figsize=(8, 5))
+    for colour, (name, records) in zip(colours, curves.items(), strict=False):
+        ax.plot(
+            [r["epoch"] for r in records],
+            [r["train_loss"] for r in records],
+            color=colour,
+            label=name,
+        )
+    ax.set(
+        xlabel="epoch", ylabel="mean training loss", yscale="log", title="Training loss per epoch"
+    )
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    loss.tight_layout()
+
+    timing, ax = plt.subplots(figsize=(8, 4))
+    names = list(times)
+    ours = [times[n][0] for n in names]
+    theirs = [times[n][1] or 0.0 for n in names]
+    positions = np.arange(len(names))
+    ax.barh(positions + 0.2, ours, height=0.4, label="lenet5 (this machine)")
+    ax.barh(positions - 0.2, theirs, height=0.4, label="tutorial", color="lightgray")
+    for y, value in zip(positions + 0.2, ours, strict=True):
+        ax.text(value, y, f" {value:.0f} s", va="center", fontsize=8)
+    ax.set(
+        yticks=positions,
+        yticklabels=names,
+        xlabel="training time (s)",
+        title="Training time per configuration",
+    )
+    ax.legend(fontsize=8)
+    timing.tight_layout()
+    return {"accuracy": accuracy, "loss": loss, "time": timing}

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lenet5.augment import random_affine
 from lenet5.checkpoint import BEST, LAST, atomic_write_text, load_checkpoint, save_checkpoint
 from lenet5.config import TrainConfig
 from lenet5.data import DATASETS, Split, Splits, batches, to_float
@@ -22,7 +23,8 @@ from lenet5.errors import Lenet5Error
 from lenet5.evaluate import evaluate
 from lenet5.models import INIT_NAMES, MODEL_NAMES, build_model, count_parameters
 
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "onecycle", "cosine")
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -38,6 +40,7 @@ def check_config(config: TrainConfig) -> None:
         "model": MODEL_NAMES,
         "optimizer": OPTIMIZERS,
         "init": INIT_NAMES,
+        "schedule": SCHEDULES,
         "dataset": tuple(DATASETS),
     }
     for name, allowed in choices.items():
@@ -50,6 +53,11 @@ def check_config(config: TrainConfig) -> None:
     for name in ("batch_size", "epochs", "eval_batch_size"):
         if getattr(config, name) <= 0:
             raise TrainingError(f"{name} must be positive, got {getattr(config, name)}")
+    for name in ("weight_decay", "augment", "train_subset"):
+        if getattr(config, name) < 0:
+            raise TrainingError(f"{name} must not be negative, got {getattr(config, name)}")
+    if not 0.0 <= config.label_smoothing < 1.0:
+        raise TrainingError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
     if not 0.0 <= config.dropout < 1.0:
         raise TrainingError(f"dropout must be in [0, 1), got {config.dropout}")
     if config.dropout and config.model != "lenet5":
@@ -68,9 +76,24 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    if config.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=config.lr)
-    return torch.optim.SGD(model.parameters(), lr=config.lr)
+    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+    return kinds[config.optimizer](
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+
+
+def make_scheduler(
+    config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """A learning-rate schedule stepped after every batch (None: constant)."""
+    total = config.epochs * steps_per_epoch
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, total_steps=total, pct_start=0.25
+        )
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    return None
 
 
 def init_model(config: TrainConfig, device: torch.device) -> nn.Module:
@@ -91,20 +114,27 @@ def train_one_epoch(
     batch_size: int,
     generator: torch.Generator,
     on_step: Callable[[float, float], None] | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    augment: float = 0.0,
+    label_smoothing: float = 0.0,
 ) -> dict[str, float]:
-    """One shuffled pass over `split`; returns mean loss and accuracy. `on_step(loss, accuracy)`
-    is called after every batch."""
+    """One shuffled pass over `split`; returns mean loss and accuracy (on the inputs as trained,
+    augmented or not). `on_step(loss, accuracy)` is called after every batch."""
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
     for step, (x, y) in enumerate(batches(split, batch_size, generator)):
+        if augment:
+            x = random_affine(x, augment)
         logits = model(x)
-        loss = F.cross_entropy(logits, y)
+        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
         loss_value = loss.item()
         if not math.isfinite(loss_value):
             raise TrainingError(f"the loss became {loss_value} at step {step + 1}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         batch_correct = int((logits.argmax(dim=1) == y).sum())
         loss_sum += loss_value * len(y)
         correct += batch_correct
@@ -116,7 +146,7 @@ def train_one_epoch(
 
 def next_run_dir(root: Path, config: TrainConfig) -> Path:
     """`root/<model>-<optimizer>-NN` with the next free number."""
-    prefix = f"{config.model}-{config.optimizer}-"
+    prefix = f"{config.name}-"
     taken = [
         int(m.group(1))
         for p in root.glob(prefix + "*")
@@ -253,11 +283,17 @@ def fit(
     run_dir.mkdir(parents=True, exist_ok=True)
     model = init_model(config, device)
     optimizer = make_optimizer(config, model)
+    train = splits.train.subset(config.train_subset) if config.train_subset else splits.train
+    train, val, test = train.to(device), splits.val.to(device), splits.test.to(device)
+    steps = math.ceil(len(train) / config.batch_size)
+    scheduler = make_scheduler(config, optimizer, steps)
     start_epoch, best_val = 0, -1.0
     if resume and (run_dir / LAST).is_file():
         state = load_checkpoint(run_dir / LAST, map_location=device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
         start_epoch, best_val = state["epoch"], state["best_val_accuracy"]
         torch.set_rng_state(state["rng_state"].cpu())
         if "cuda_rng_state" in state and device.type == "cuda":
@@ -268,8 +304,6 @@ def fit(
     records = [r for r in read_metrics(run_dir) if r["epoch"] <= start_epoch]
     atomic_write_text(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in records))
 
-    train, val, test = splits.train.to(device), splits.val.to(device), splits.test.to(device)
-    steps = math.ceil(len(train) / config.batch_size)
     logger = _Logger(
         run_dir, purge_step=start_epoch * steps if start_epoch else None, progress=progress
     )
@@ -289,6 +323,9 @@ def fit(
                 config.batch_size,
                 epoch_generator(config.seed, epoch),
                 logger.on_step,
+                scheduler,
+                config.augment,
+                config.label_smoothing,
             )
             seconds = time.perf_counter() - t0
             val_metrics = evaluate(model, val, config.eval_batch_size)
@@ -309,7 +346,7 @@ def fit(
             with open(run_dir / METRICS_FILE, "a") as f:
                 f.write(json.dumps(record) + "\n")
             records.append(record)
-            _save_epoch(run_dir, config, model, optimizer, epoch, best_val, is_best)
+            _save_epoch(run_dir, config, model, optimizer, scheduler, epoch, best_val, is_best)
             saved_epoch = epoch
             echo(
                 f"epoch {epoch:>3}/{config.epochs}  train loss {record['train_loss']:.4f}  "
@@ -323,7 +360,9 @@ def fit(
     except KeyboardInterrupt:
         if records and records[-1]["epoch"] > saved_epoch:  # the interrupt cut the save short
             saved_epoch = records[-1]["epoch"]
-            _save_epoch(run_dir, config, model, optimizer, saved_epoch, best_val, is_best)
+            _save_epoch(
+                run_dir, config, model, optimizer, scheduler, saved_epoch, best_val, is_best
+            )
         saved = (
             f"the checkpoint of epoch {saved_epoch} is in {run_dir / LAST}"
             if saved_epoch
@@ -349,6 +388,7 @@ def _save_epoch(
     config: TrainConfig,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
     epoch: int,
     best_val: float,
     is_best: bool,
@@ -360,6 +400,7 @@ def _save_epoch(
             config=config,
             model=model,
             optimizer=optimizer,
+            scheduler=scheduler,
             epoch=epoch,
             best_val_accuracy=best_val,
         )

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from lenet5 import data
+from lenet5.cli import main
+from lenet5.experiments import EXPERIMENTS
+
+from conftest import write_dataset
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """(data, output folder, printed output) of `experiments --quick --seeds 2`."""
+
+
+    root = tmp_path_factory.mktemp("study")
+    directory = write_dataset(root / "data", n_train=data.VALIDATION_SIZE + 300, n_test=200)
+    out = root / "out"
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = main(
+            [
+                "experiments",
+                "--quick",
+                "--seeds",
+                "2",
+                "--out",
+                str(out),
+                "--data-dir",
+                str(directory),
+            ]
+        )
+    assert code == 0, buffer.getvalue()
+    return directory, out, buffer.getvalue()
+
+
+def test_every_configuration_is_a_normal_run(study: tuple[Path, Path, str]) -> None:
+    _, out, printed = study
+    for experiment in EXPERIMENTS:
+        for seed in (0, 1):
+            run = out / experiment.name / f"seed-{seed}"
+            config = json.loads((run / "config.json").read_text())
+            assert config["seed"] == seed and config["epochs"] == 1
+            assert (run / "checkpoints" / "last.pt").is_file()
+            assert json.loads((run / "summary.json").read_text())["epochs"] == 1
+    assert "training" in printed and "report:" in printed
+
+
+def test_results_csv_and_markdown(study: tuple[Path, Path, str]) -> None:
+    _, out, _ = study
+    with (out / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["configuration"] for r in rows] == [e.name for e in EXPERIMENTS]
+    for row in rows:
+        assert 0.0 <= float(row["test_accuracy"]) <= 1.0
+        assert float(row["test_accuracy_std"]) >= 0.0 and row["seeds"] == "2"
+        assert float(row["train_seconds"]) > 0 and float(row["seconds_per_epoch"]) > 0
+    assert {r["configuration"]: int(r["parameters"]) for r in rows}["softmax-gd"] == 7_850
+    assert rows[2]["reference_accuracy"] == "0.99" and rows[2]["reference_seconds"] == "806"
+    table = (out / "results.md").read_text().splitlines()
+    assert table[0].startswith("| configuration |") and len(table) == 2 + len(EXPERIMENTS)
+    assert all(line.count("|") == table[0].count("|") for line in table)
+
+
+def test_plots_trace_and_report(study: tuple[Path, Path, str]) -> None:
+    _, out, _ = study
+    for name in ("accuracy", "loss", "time"):
+        assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert b"<svg" in (out / f"{name}.svg").read_bytes()[:500]
+    trace = json.loads((out / "inference_trace.json").read_text())
+    assert any(e.get("name") == "aten::conv2d" for e in trace["traceEvents"])
+    report = (out / "report.md").read_text()
+    assert (
+        "Quick mode" in report
+        and "![validation and test accuracy per epoch](accuracy.png)" in report
+    )
+    assert "| `aten::" in report  # the top-ops table
+
+
+def test_running_twice_trains_nothing(study: tuple[Path, Path, str]) -> None:
+    directory, out, _ = study
+    checkpoints = sorted(out.glob("*/seed-*/checkpoints/last.pt"))
+    before = [p.stat().st_mtime_ns for p in checkpoints]
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert (
+            main(
+                [
+                    "experiments",
+                    "--quick",
+                    "--seeds",
+                    "2",
+                    "--out",
+                    str(out),
+                    "--data-dir",
+                    str(directory),
+                ]
+            )
+            == 0
+        )
+    assert [p.stat().st_mtime_ns for p in checkpoints] == before
+    assert buffer.getvalue().count("reused") == 2 * len(EXPERIMENTS)
+    assert not [line for line in buffer.getvalue().splitlines() if line.endswith(": training")]
+
+
+def test_interrupted_run_is_resumed(study: tuple[Path, Path, str]) -> None:
+    directory, out, _ = study
+    run = out / "lenet5-adam" / "seed-1"
+    (run / "summary.json").unlink()  # as if killed before the end
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert (
+            main(
+                [
+                    "experiments",
+                    "--quick",
+                    "--seeds",
+                    "2",
+                    "--out",
+                    str(out),
+                    "--data-dir",
+                    str(directory),
+                ]
+            )
+            == 0
+        )
+    assert f"{run}: resuming" in buffer.getvalue()
+    assert (run / "summary.json").is_file()
+
+
+def test_other_settings_in_the_same_folder_are_refused(
+    study: tuple[Path, Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, out, _ = study
+    assert main(["experiments", "--out", str(out), "--data-dir", str(directory)]) == 1
+    assert "holds a run with other settings" in capsys.readouterr().err
