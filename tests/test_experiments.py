@@ -19,7 +19,6 @@ from conftest import write_dataset
 def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     """(data, output folder, printed output) of `experiments --quick --seeds 2`."""
 
-
     root = tmp_path_factory.mktemp("study")
     directory = write_dataset(root / "data", n_train=data.VALIDATION_SIZE + 300, n_test=200)
     out = root / "out"
@@ -141,3 +140,28 @@ def test_other_settings_in_the_same_folder_are_refused(
     directory, out, _ = study
     assert main(["experiments", "--out", str(out), "--data-dir", str(directory)]) == 1
     assert "holds a run with other settings" in capsys.readouterr().err
+
+
+def test_only_some_configurations(
+    study: tuple[Path, Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, _, _ = study
+    out = tmp_path / "only"
+    assert (
+        main(
+            [
+                "experiments",
+                "--quick",
+                "--only",
+                "softmax-gd",
+                "lenet5-best",
+                "--out",
+                str(out),
+                "--data-dir",
+                str(directory),
+            ]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["lenet5-best", "softmax-gd"]
+    assert "--only softmax-gd lenet5-best" in (out / "report.md").read_text()

@@ -21,7 +21,7 @@ from lenet5.config import RECIPES, TrainConfig
 from lenet5.data import DATASETS, batches, load_splits
 from lenet5.errors import Lenet5Error
 from lenet5.evaluate import evaluate, format_report, per_class_metrics
-from lenet5.experiments import QUICK_TRAIN_IMAGES, results_table, run_experiments
+from lenet5.experiments import EXPERIMENTS, QUICK_TRAIN_IMAGES, results_table, run_experiments
 from lenet5.export import ATOL, RTOL, compare_with_onnx, export_onnx
 from lenet5.models import INIT_NAMES, MODEL_NAMES, build_model
 from lenet5.plots import plot_confident_errors, plot_confusion_matrix
@@ -295,6 +295,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=f"1 epoch on {QUICK_TRAIN_IMAGES:,} training images per configuration (a smoke test)",
     )
+    ex.add_argument(
+        "--only",
+        nargs="+",
+        choices=[e.name for e in EXPERIMENTS],
+        metavar="NAME",
+        help="run only these configurations: "
+        + ", ".join(e.name for e in EXPERIMENTS)
+        + " (default: all)",
+    )
     _add_data_args(ex)
     _add_device_arg(ex)
 
@@ -513,6 +522,7 @@ def _experiments(args: argparse.Namespace) -> int:
         device,
         dataset,
         echo=lambda line: print(line, flush=True),
+        only=tuple(args.only or ()),
     )
     print(results_table(rows))
     print(f"report: {args.out / 'report.md'}")

@@ -100,18 +100,22 @@ def run_experiments(
     device: torch.device | str = "cpu",
     dataset: str = "mnist",
     echo: Callable[[str], None] = print,
+    only: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
-    """Train every configuration with `seeds` seeds; write results, plots, trace and report."""
+    """Train every configuration (or those named in `only`) with `seeds` seeds; write results,
+    plots, trace and report."""
     device = torch.device(device)
-    for experiment in EXPERIMENTS:
+    experiments = [e for e in EXPERIMENTS if not only or e.name in only]
+    for experiment in experiments:
         for seed in range(seeds):
             config = experiment_config(experiment, seed, quick, dataset)
             run_one(config, splits, out / experiment.name / f"seed-{seed}", device, echo)
-    rows = collect(out, seeds)
+    rows = collect(experiments, out, seeds)
     write_results(rows, out)
-    plot_study(out, seeds)
-    top_ops = profile_inference(out / "lenet5-adam" / "seed-0", splits.test, out)
-    write_report(rows, top_ops, out, seeds, quick)
+    plot_study(experiments, out, seeds)
+    profiled = next((e for e in experiments if e.name == "lenet5-adam"), experiments[0])
+    top_ops = profile_inference(out / profiled.name / "seed-0", splits.test, out)
+    write_report(rows, top_ops, profiled.name, out, seeds, quick)
     return rows
 
 
@@ -119,10 +123,10 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def collect(out: Path, seeds: int) -> list[dict[str, Any]]:
+def collect(experiments: list[Experiment], out: Path, seeds: int) -> list[dict[str, Any]]:
     """One row per configuration: means and standard deviations over the seeds."""
     rows = []
-    for experiment in EXPERIMENTS:
+    for experiment in experiments:
         summaries = [
             json.loads((out / experiment.name / f"seed-{s}" / SUMMARY_FILE).read_text())
             for s in range(seeds)
@@ -185,11 +189,11 @@ def results_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot_study(out: Path, seeds: int) -> None:
+def plot_study(experiments: list[Experiment], out: Path, seeds: int) -> None:
     """Accuracy and loss per epoch for every configuration (seed 0), and training times."""
     from lenet5.plots import save_figure, study_figures
 
-    curves = {e.name: read_metrics(out / e.name / "seed-0") for e in EXPERIMENTS}
+    curves = {e.name: read_metrics(out / e.name / "seed-0") for e in experiments}
     times = {
         e.name: (
             statistics.fmean(
@@ -198,7 +202,7 @@ def plot_study(out: Path, seeds: int) -> None:
             ),
             e.tutorial_seconds,
         )
-        for e in EXPERIMENTS
+        for e in experiments
     }
     for name, figure in study_figures(curves, times).items():
         save_figure(figure, out / name)
@@ -252,10 +256,17 @@ def _quiet_native_stderr() -> Iterator[None]:
 
 
 def write_report(
-    rows: list[dict[str, Any]], top_ops: list[dict[str, Any]], out: Path, seeds: int, quick: bool
+    rows: list[dict[str, Any]],
+    top_ops: list[dict[str, Any]],
+    profiled: str,
+    out: Path,
+    seeds: int,
+    quick: bool,
 ) -> None:
     cpu = _cpu_name()
     command = f"lenet5 experiments --out {out} --seeds {seeds}" + (" --quick" if quick else "")
+    if len(rows) < len(EXPERIMENTS):
+        command += " --only " + " ".join(r["configuration"] for r in rows)
     deviations = [
         r
         for r in rows
@@ -310,8 +321,8 @@ def write_report(
         "",
         "## Test-set inference, profiled",
         "",
-        "The tutorial recorded a full trace of one test-set pass. Here: LeNet-5 (lenet5-adam, "
-        "seed 0), the 10,000 test images in batches of 1,000, PyTorch profiler with memory. "
+        f"The tutorial recorded a full trace of one test-set pass. Here: {profiled} (seed 0), "
+        "the 10,000 test images in batches of 1,000, PyTorch profiler with memory. "
         "Open `inference_trace.json` in chrome://tracing or https://ui.perfetto.dev.",
         "",
         *ops,
