@@ -82,10 +82,13 @@ def synthetic_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
 
 @pytest.fixture(scope="session")
 def mnist_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A LeNet-5 run trained 2 epochs on the real MNIST (about 98% test accuracy)."""
+    """A LeNet-5 run trained 2 epochs on the real MNIST (about 98% test accuracy), or the run
+    directory named by $LENET5_TRAINED_RUN."""
     from lenet5.config import TrainConfig
     from lenet5.train import fit
 
+    if os.environ.get("LENET5_TRAINED_RUN"):
+        return Path(os.environ["LENET5_TRAINED_RUN"])
     if not (REAL_DATA and data.has_files(Path(REAL_DATA))):
         pytest.skip("set LENET5_DATA to a folder with the MNIST files")
     run = tmp_path_factory.mktemp("mnist") / "run"

@@ -307,6 +307,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(ex)
     _add_device_arg(ex)
 
+    sv = sub.add_parser(
+        "serve",
+        help="web page to draw digits on, and a JSON API",
+        description="Serve a page to draw digits on (GET /) and a JSON API (POST /api/predict, "
+        "GET /api/health, GET /api/model; OpenAPI docs at /docs). Ctrl-C or SIGTERM stops it.",
+    )
+    sv.add_argument("checkpoint", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
+    sv.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind; 0.0.0.0 exposes it to the network (default: %(default)s)",
+    )
+    sv.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+
     s = sub.add_parser("summary", help="print the per-layer parameter table of a model")
     s.add_argument(
         "--model", choices=MODEL_NAMES, default="lenet5", help="model (default: %(default)s)"
@@ -529,12 +543,24 @@ def _experiments(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from lenet5.serve import serve
+    except ImportError as exc:
+        raise Lenet5Error(
+            f"serving needs extra packages ({exc.name}): pip install 'lenet5[serve]'"
+        ) from None
+    serve(args.checkpoint, args.host, args.port)
+    return 0
+
+
 COMMANDS = {
     "train": _train,
     "evaluate": _evaluate,
     "predict": _predict,
     "export": _export,
     "experiments": _experiments,
+    "serve": _serve,
     "summary": _summary,
 }
 

@@ -185,6 +185,8 @@ def preprocess(image: Image.Image) -> np.ndarray:
     """
     gray = to_gray(image)
     if is_mnist_like(gray):
+        if gray.max() - np.median(gray) < MIN_CONTRAST:
+            raise ImageError("no ink found (the image is blank)")
         return np.round(gray).astype(np.uint8)
     return centre_digit(ink_map(gray))
 

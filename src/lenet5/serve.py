@@ -1,0 +1,251 @@
+"""`lenet5 serve`: a page to draw digits on, and a JSON API, over the one inference path."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from PIL import Image
+from pydantic import BaseModel, Field, ValidationError
+from torch import nn
+
+from lenet5.checkpoint import LAST, resolve_checkpoint
+from lenet5.config import TrainConfig
+from lenet5.models import count_parameters
+from lenet5.predict import Prediction, predict_image
+from lenet5.preprocess import SIZE, ImageError, load_image
+from lenet5.summary import layer_table
+
+MAX_BODY_BYTES = 5 * 2**20  # larger requests get 413
+STATIC = Path(__file__).parent / "static"
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp", "image/tiff")
+
+
+class Pixels(BaseModel):
+    """A 28x28 image as numbers in [0, 1]: 0 is the background (white digit on black, like
+    MNIST) or, if most pixels are light, the paper (dark digit on white)."""
+
+    pixels: list[list[float]] = Field(
+        min_length=SIZE,
+        max_length=SIZE,
+        json_schema_extra={
+            "items": {
+                "type": "array",
+                "minItems": SIZE,
+                "maxItems": SIZE,
+                "items": {"type": "number", "minimum": 0, "maximum": 1},
+            }
+        },
+    )
+
+
+class PredictResponse(BaseModel):
+    digit: int = Field(ge=0, le=9)
+    probabilities: list[float] = Field(min_length=10, max_length=10)
+    preprocessed: list[list[int]] = Field(description="the 28x28 input the model saw, 0-255")
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+class ModelInfo(BaseModel):
+    architecture: str
+    parameters: int
+    layers: list[dict[str, Any]]
+    test_accuracy: float | None
+    checkpoint: str
+    training_config: dict[str, Any]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        self.status, self.detail = status, detail
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 413, 415, 422)
+}
+_PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            },
+            **{t: {"schema": {"type": "string", "format": "binary"}} for t in IMAGE_TYPES},
+            "application/json": {"schema": {"$ref": "#/components/schemas/Pixels"}},
+        },
+    }
+}
+
+
+def _recorded_test_accuracy(checkpoint: Path) -> float | None:
+    """The test accuracy the run recorded, when `checkpoint` is its final one."""
+    summary = checkpoint.parent.parent / "summary.json"
+    if checkpoint.name != LAST.name or not summary.is_file():
+        return None
+    try:
+        return float(json.loads(summary.read_text())["test_accuracy"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def create_app(model: nn.Module, config: TrainConfig, checkpoint: str | Path) -> FastAPI:
+    """The web app around a loaded model."""
+    checkpoint = resolve_checkpoint(checkpoint)
+    info = ModelInfo(
+        architecture=config.model,
+        parameters=count_parameters(model),
+        layers=[{**r, "output_shape": list(r["output_shape"])} for r in layer_table(model)],
+        test_accuracy=_recorded_test_accuracy(checkpoint),
+        checkpoint=str(checkpoint),
+        training_config=config.to_dict(),
+    )
+    app = FastAPI(title="lenet5", version="1", description="Read handwritten digits with LeNet-5.")
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/api/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/model", response_model=ModelInfo)
+    def model_info() -> ModelInfo:
+        return info
+
+    @app.post(
+        "/api/predict",
+        response_model=PredictResponse,
+        responses=_ERRORS,
+        openapi_extra=_PREDICT_BODY,
+        summary="Read the digit in an image file, raw image bytes or 28x28 pixels",
+    )
+    async def predict(request: Request) -> PredictResponse:
+        image = await _read_image(request)
+        try:
+            result: Prediction = predict_image(model, image)
+        except ImageError as exc:
+            raise ApiError(422, str(exc)) from None
+        return PredictResponse(
+            digit=result.digit,
+            probabilities=result.probabilities,
+            preprocessed=result.image.tolist(),
+        )
+
+    original_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """The generated schema, plus the Pixels body that openapi_extra refers to."""
+        schema = original_openapi()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Pixels"] = (
+            Pixels.model_json_schema()
+        )
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+async def _body(request: Request) -> bytes:
+    """The request body, refused with 413 as soon as it passes MAX_BODY_BYTES."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ApiError(413, f"request body over {MAX_BODY_BYTES // 2**20} MiB")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ApiError(413, f"request body over {MAX_BODY_BYTES // 2**20} MiB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _read_image(request: Request) -> Image.Image:
+    """An image from a multipart upload, a raw image body or JSON pixels."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await _body(request)
+    if not body:
+        raise ApiError(400, 'empty request: send an image file or JSON {"pixels": ...}')
+    if content_type == "application/json":
+        return _pixels_image(body)
+    if content_type == "multipart/form-data":
+        raw = await _multipart_file(request, body)
+    elif content_type.startswith("image/") or content_type == "application/octet-stream":
+        raw = body
+    else:
+        raise ApiError(
+            415,
+            f"unsupported content type {content_type or '(none)'!r}: send an "
+            "image (multipart file or raw body) or application/json",
+        )
+    try:
+        return load_image(raw)
+    except ImageError as exc:
+        raise ApiError(422, str(exc)) from None
+
+
+async def _multipart_file(request: Request, body: bytes) -> bytes:
+    from starlette.datastructures import UploadFile
+    from starlette.formparsers import MultiPartException, MultiPartParser
+
+    async def replay() -> AsyncGenerator[bytes, None]:
+        yield body
+
+    try:
+        form = await MultiPartParser(request.headers, replay()).parse()
+    except (MultiPartException, ValueError, KeyError) as exc:
+        raise ApiError(422, f"malformed multipart body ({exc})") from None
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise ApiError(422, "multipart body has no 'file' field")
+    return await upload.read()
+
+
+def _pixels_image(body: bytes) -> Image.Image:
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(422, "body is not valid JSON") from None
+    try:
+        pixels = Pixels.model_validate(payload).pixels
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise ApiError(422, f"{where}: {first['msg']}") from None
+    if any(len(row) != SIZE for row in pixels):
+        raise ApiError(422, f"pixels must be {SIZE} rows of {SIZE} numbers")
+    array = np.asarray(pixels, dtype=np.float64)
+    if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+        raise ApiError(422, "pixels must be finite numbers in [0, 1]")
+    return Image.fromarray(np.round(array * 255).astype(np.uint8))
+
+
+def serve(checkpoint: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the app with uvicorn until Ctrl-C or SIGTERM."""
+    import uvicorn
+
+    from lenet5.checkpoint import load_model
+
+    torch.set_num_threads(1)  # one request per thread; tiny batches gain nothing from more
+    model, config = load_model(checkpoint)
+    app = create_app(model, config, checkpoint)
+    uvicorn.run(app, host=host, port=port, access_log=True, timeout_graceful_shutdown=5)
