@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from PIL import Image
 
 from lenet5 import __version__
@@ -32,8 +33,10 @@ from lenet5.train import (
     OPTIMIZERS,
     SCHEDULES,
     fit,
+    init_distributed,
     next_run_dir,
     prepare_new_run_dir,
+    rank_and_world,
     read_run_config,
     resolve_device,
 )
@@ -363,17 +366,43 @@ def _train(args: argparse.Namespace) -> int:
             config = dataclasses.replace(config, epochs=args.epochs)
     else:
         config = _config_from_args(args)
-    device = resolve_device(args.device)
-    splits = load_splits(config.dataset, args.data_dir, progress=sys.stderr.isatty())
-    if args.resume is None:
+    device = init_distributed(resolve_device(args.device))
+    rank, world = rank_and_world()
+    try:
+        return _train_rank(args, config, device, rank, world)
+    except RuntimeError as exc:
+        if world == 1:
+            raise
+        # A collective failed: another rank died or cannot be reached.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise Lenet5Error(
+            f"rank {rank} of {world}: lost contact with the other ranks ({first})"
+        ) from None
+    finally:
+        if world > 1:
+            dist.destroy_process_group()
+
+
+def _train_rank(
+    args: argparse.Namespace, config: TrainConfig, device: torch.device, rank: int, world: int
+) -> int:
+    splits = load_splits(config.dataset, args.data_dir, progress=sys.stderr.isatty() and rank == 0)
+    run_dir = args.resume
+    if rank == 0 and run_dir is None:
         run_dir = args.run_dir if args.run_dir is not None else next_run_dir(RUNS_ROOT, config)
         prepare_new_run_dir(run_dir)
-    print(
-        f"training {config.model} ({config.optimizer}, lr {config.lr}, batch "
-        f"{config.batch_size}, {config.epochs} epochs) on {config.dataset}, {device}; "
-        f"run directory {run_dir}",
-        flush=True,
-    )
+    if world > 1:  # every rank uses rank 0's run directory
+        shared = [str(run_dir)]
+        dist.broadcast_object_list(shared, src=0)
+        run_dir = Path(shared[0])
+    if rank == 0:
+        ranks = f" x {world} ranks" if world > 1 else ""
+        print(
+            f"training {config.model} ({config.optimizer}, lr {config.lr}, batch "
+            f"{config.batch_size}{ranks}, {config.epochs} epochs) on {config.dataset}, {device}; "
+            f"run directory {run_dir}",
+            flush=True,
+        )
     summary = fit(
         config,
         splits,
@@ -383,7 +412,8 @@ def _train(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty() and not args.no_progress,
         echo=lambda line: print(line, flush=True),
     )
-    print(f"run {run_dir}: test accuracy {summary['test_accuracy']:.4f}")
+    if rank == 0:
+        print(f"run {run_dir}: test accuracy {summary['test_accuracy']:.4f}")
     return 0
 
 

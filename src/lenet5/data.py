@@ -266,21 +266,30 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
 
 
 def batches(
-    split: Split, batch_size: int, generator: torch.Generator | None = None
+    split: Split,
+    batch_size: int,
+    generator: torch.Generator | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield (inputs (B, 1, 28, 28) float, labels (B,)) batches; shuffled when given a generator.
 
-    The last batch may be smaller (as with a DataLoader without drop_last).
+    The last batch may be smaller (as with a DataLoader without drop_last). With
+    `shard=(rank, world)`, world > 1, each global batch of batch_size x world images of the one
+    permutation is cut into `world` slices and this rank gets slice `rank`; an incomplete last
+    global batch is dropped so that every rank takes the same number of equal steps.
     """
+    rank, world = shard
     n = len(split)
     if generator is None:
-        order = None
-    else:
-        order = torch.randperm(n, generator=generator).to(split.labels.device)
-    for start in range(0, n, batch_size):
-        if order is None:
-            idx = slice(start, start + batch_size)
-            yield to_float(split.images[idx]), split.labels[idx]
-        else:
-            idx_t = order[start : start + batch_size]
-            yield to_float(split.images[idx_t]), split.labels[idx_t]
+        for start in range(0, n, batch_size):
+            yield (
+                to_float(split.images[start : start + batch_size]),
+                split.labels[start : start + batch_size],
+            )
+        return
+    order = torch.randperm(n, generator=generator).to(split.labels.device)
+    step = batch_size * world
+    end = n if world == 1 else n - n % step
+    for start in range(rank * batch_size, end, step):
+        idx = order[start : start + batch_size]
+        yield to_float(split.images[idx]), split.labels[idx]

@@ -101,15 +101,24 @@ def run_experiments(
     dataset: str = "mnist",
     echo: Callable[[str], None] = print,
     only: tuple[str, ...] = (),
+    jobs: int = 1,
+    data_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Train every configuration (or those named in `only`) with `seeds` seeds; write results,
-    plots, trace and report."""
+    plots, trace and report. With `jobs` > 1 the runs go to that many worker processes (which
+    load the data from `data_dir` themselves), each with its share of the CPU threads."""
     device = torch.device(device)
     experiments = [e for e in EXPERIMENTS if not only or e.name in only]
-    for experiment in experiments:
-        for seed in range(seeds):
-            config = experiment_config(experiment, seed, quick, dataset)
-            run_one(config, splits, out / experiment.name / f"seed-{seed}", device, echo)
+    runs = [
+        (experiment_config(e, seed, quick, dataset), out / e.name / f"seed-{seed}")
+        for e in experiments
+        for seed in range(seeds)
+    ]
+    if jobs == 1:
+        for config, run_dir in runs:
+            run_one(config, splits, run_dir, device, echo)
+    else:
+        _run_parallel(runs, jobs, device, dataset, data_dir, echo)
     rows = collect(experiments, out, seeds)
     write_results(rows, out)
     plot_study(experiments, out, seeds)
@@ -117,6 +126,54 @@ def run_experiments(
     top_ops = profile_inference(out / profiled.name / "seed-0", splits.test, out)
     write_report(rows, top_ops, profiled.name, out, seeds, quick)
     return rows
+
+
+_worker_splits: Splits | None = None
+
+
+def _start_worker(dataset: str, data_dir: str | Path | None, threads: int) -> None:
+    global _worker_splits
+    torch.set_num_threads(threads)
+    from lenet5.data import load_splits
+
+    _worker_splits = load_splits(dataset, data_dir, progress=False)
+
+
+def _train_job(config: TrainConfig, run_dir: Path, device: str) -> dict[str, Any]:
+    assert _worker_splits is not None
+    return run_one(config, _worker_splits, run_dir, torch.device(device), echo=lambda _: None)
+
+
+def _run_parallel(
+    runs: list[tuple[TrainConfig, Path]],
+    jobs: int,
+    device: torch.device,
+    dataset: str,
+    data_dir: str | Path | None,
+    echo: Callable[[str], None],
+) -> None:
+    """Run each (config, run directory) in a pool of `jobs` processes, reporting as they end."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, torch.get_num_threads() // jobs)
+    echo(f"{len(runs)} runs in {jobs} worker processes, {threads} thread(s) each")
+    with ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=multiprocessing.get_context("spawn"),  # no fork of a process holding torch
+        initializer=_start_worker,
+        initargs=(dataset, data_dir, threads),
+    ) as pool:
+        futures = {
+            pool.submit(_train_job, config, run_dir, str(device)): run_dir
+            for config, run_dir in runs
+        }
+        for done, future in enumerate(as_completed(futures), start=1):
+            summary = future.result()
+            echo(
+                f"[{done}/{len(runs)}] {futures[future]}: test accuracy "
+                f"{summary['test_accuracy']:.4f}, {summary['train_seconds']:.0f} s"
+            )
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:

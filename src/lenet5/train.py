@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from lenet5.augment import random_affine
 from lenet5.checkpoint import BEST, LAST, atomic_write_text, load_checkpoint, save_checkpoint
@@ -75,6 +79,27 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def init_distributed(device: torch.device) -> torch.device:
+    """Join the process group that torchrun describes (WORLD_SIZE > 1): gloo on CPU, nccl on
+    CUDA. Returns the device of this rank."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    dist.init_process_group(
+        "nccl" if device.type == "cuda" else "gloo", timeout=timedelta(minutes=5)
+    )
+    return device
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size): (0, 1) outside a distributed run."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
     return kinds[config.optimizer](
@@ -117,12 +142,13 @@ def train_one_epoch(
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     augment: float = 0.0,
     label_smoothing: float = 0.0,
+    shard: tuple[int, int] = (0, 1),
 ) -> dict[str, float]:
-    """One shuffled pass over `split`; returns mean loss and accuracy (on the inputs as trained,
-    augmented or not). `on_step(loss, accuracy)` is called after every batch."""
+    """One shuffled pass over `split` (this rank's shard of it); returns mean loss and accuracy
+    (on the inputs as trained, augmented or not). `on_step(loss, accuracy)` follows each batch."""
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
-    for step, (x, y) in enumerate(batches(split, batch_size, generator)):
+    for step, (x, y) in enumerate(batches(split, batch_size, generator, shard)):
         if augment:
             x = random_affine(x, augment)
         logits = model(x)
@@ -276,16 +302,28 @@ def fit(
 
     Per epoch: a line of metrics.jsonl is written, then checkpoints/best.pt (when validation
     accuracy improves) and checkpoints/last.pt. A run killed at any moment resumes to the same
-    final weights.
+    final weights. In a distributed run (see `init_distributed`) every rank trains on its shard
+    of each global batch, and rank 0 alone evaluates, logs and writes; the others return {}.
     """
     check_config(config)
     run_dir, device = Path(run_dir), torch.device(device)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    rank, world = rank_and_world()
+    main = rank == 0
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     model = init_model(config, device)
     optimizer = make_optimizer(config, model)
     train = splits.train.subset(config.train_subset) if config.train_subset else splits.train
     train, val, test = train.to(device), splits.val.to(device), splits.test.to(device)
-    steps = math.ceil(len(train) / config.batch_size)
+    if world == 1:
+        steps = math.ceil(len(train) / config.batch_size)
+    else:
+        steps = len(train) // (config.batch_size * world)
+        if steps == 0:
+            raise TrainingError(
+                f"{len(train)} training images cannot fill one global batch of "
+                f"{config.batch_size} x {world} ranks"
+            )
     scheduler = make_scheduler(config, optimizer, steps)
     start_epoch, best_val = 0, -1.0
     if resume and (run_dir / LAST).is_file():
@@ -298,8 +336,12 @@ def fit(
         torch.set_rng_state(state["rng_state"].cpu())
         if "cuda_rng_state" in state and device.type == "cuda":
             torch.cuda.set_rng_state_all(state["cuda_rng_state"])
-    else:
+    elif main:
         atomic_write_text(run_dir / CONFIG_FILE, _dump(config.to_dict()))
+    # DDP averages gradients across ranks, and starts by copying rank 0's weights to the others.
+    trained = DistributedDataParallel(model) if world > 1 else model
+    if not main:
+        return _follow(config, trained, train, optimizer, scheduler, start_epoch, rank, world)
     # Forget any epoch logged after the checkpoint we continue from.
     records = [r for r in read_metrics(run_dir) if r["epoch"] <= start_epoch]
     atomic_write_text(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in records))
@@ -316,8 +358,10 @@ def fit(
         for epoch in range(start_epoch + 1, config.epochs + 1):
             logger.start_epoch(epoch, config.epochs, steps)
             t0 = time.perf_counter()
+            if world > 1:
+                _seed_rank(config.seed, epoch, rank)
             train_metrics = train_one_epoch(
-                model,
+                trained,
                 train,
                 optimizer,
                 config.batch_size,
@@ -326,6 +370,7 @@ def fit(
                 scheduler,
                 config.augment,
                 config.label_smoothing,
+                (rank, world),
             )
             seconds = time.perf_counter() - t0
             val_metrics = evaluate(model, val, config.eval_batch_size)
@@ -348,6 +393,8 @@ def fit(
             records.append(record)
             _save_epoch(run_dir, config, model, optimizer, scheduler, epoch, best_val, is_best)
             saved_epoch = epoch
+            if world > 1:
+                dist.barrier()  # the other ranks wait for evaluation and checkpoints
             echo(
                 f"epoch {epoch:>3}/{config.epochs}  train loss {record['train_loss']:.4f}  "
                 f"val acc {record['val_accuracy']:.4f}  test acc {record['test_accuracy']:.4f}  "
@@ -381,6 +428,41 @@ def fit(
         raise TrainingError(f"epoch {epoch}: {exc}; stopped, {kept}; try a lower --lr") from None
     finally:
         logger.close()
+
+
+def _seed_rank(seed: int, epoch: int, rank: int) -> None:
+    """Distributed runs draw dropout and augmentation from a stream per (seed, epoch, rank), so
+    ranks differ from each other and a resumed run draws the same as an uninterrupted one."""
+    torch.manual_seed((seed * 100_003 + epoch) * 1_000 + rank)
+
+
+def _follow(
+    config: TrainConfig,
+    trained: nn.Module,
+    train: Split,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    start_epoch: int,
+    rank: int,
+    world: int,
+) -> dict[str, Any]:
+    """The epochs of a rank other than 0: train its shards, then wait while rank 0 evaluates."""
+    for epoch in range(start_epoch + 1, config.epochs + 1):
+        _seed_rank(config.seed, epoch, rank)
+        train_one_epoch(
+            trained,
+            train,
+            optimizer,
+            config.batch_size,
+            epoch_generator(config.seed, epoch),
+            None,
+            scheduler,
+            config.augment,
+            config.label_smoothing,
+            (rank, world),
+        )
+        dist.barrier()
+    return {}
 
 
 def _save_epoch(
