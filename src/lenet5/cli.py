@@ -299,6 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"1 epoch on {QUICK_TRAIN_IMAGES:,} training images per configuration (a smoke test)",
     )
     ex.add_argument(
+        "--jobs",
+        type=_positive(int),
+        default=1,
+        help="worker processes training runs side by side, sharing the CPU threads (default: 1)",
+    )
+    ex.add_argument(
         "--only",
         nargs="+",
         choices=[e.name for e in EXPERIMENTS],
@@ -567,6 +573,8 @@ def _experiments(args: argparse.Namespace) -> int:
         dataset,
         echo=lambda line: print(line, flush=True),
         only=tuple(args.only or ()),
+        jobs=args.jobs,
+        data_dir=args.data_dir,
     )
     print(results_table(rows))
     print(f"report: {args.out / 'report.md'}")
