@@ -11,6 +11,7 @@ import pytest
 from lenet5 import data
 from lenet5.cli import main
 from lenet5.experiments import EXPERIMENTS
+from lenet5.train import read_metrics
 
 from conftest import write_dataset
 
@@ -165,3 +166,50 @@ def test_only_some_configurations(
     )
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["lenet5-best", "softmax-gd"]
     assert "--only softmax-gd lenet5-best" in (out / "report.md").read_text()
+
+
+def _results(out: Path) -> dict[str, list[dict]]:
+    return {
+        str(run.relative_to(out)): [
+            {k: v for k, v in r.items() if k != "seconds"} for r in read_metrics(run)
+        ]
+        for run in sorted(out.glob("*/seed-*"))
+    }
+
+
+def test_parallel_jobs_give_the_sequential_results(
+    study: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    """Float results depend on the threads per run, so the sequential reference uses 1 thread,
+    as each of 2 jobs does on this 2-core machine."""
+    directory, _, _ = study
+    printed = {}
+    for jobs in ("1", "2"):
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            assert (
+                main(
+                    [
+                        "experiments",
+                        "--quick",
+                        "--only",
+                        "lenet5-adam-dropout",
+                        "lenet5-best",
+                        "--seeds",
+                        "2",
+                        "--jobs",
+                        jobs,
+                        "--threads",
+                        "1",
+                        "--out",
+                        str(tmp_path / jobs),
+                        "--data-dir",
+                        str(directory),
+                    ]
+                )
+                == 0
+            )
+        printed[jobs] = buffer.getvalue()
+    assert "4 runs in 2 worker processes, 1 thread(s) each" in printed["2"]
+    assert "[4/4]" in printed["2"]
+    assert _results(tmp_path / "2") == _results(tmp_path / "1")

@@ -305,6 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes training runs side by side, sharing the CPU threads (default: 1)",
     )
     ex.add_argument(
+        "--threads",
+        type=_positive(int),
+        help="CPU threads per run (default: the machine's threads divided among the jobs); "
+        "results are identical for the same threads per run, whatever --jobs",
+    )
+    ex.add_argument(
         "--only",
         nargs="+",
         choices=[e.name for e in EXPERIMENTS],
@@ -575,6 +581,7 @@ def _experiments(args: argparse.Namespace) -> int:
         only=tuple(args.only or ()),
         jobs=args.jobs,
         data_dir=args.data_dir,
+        threads=args.threads,
     )
     print(results_table(rows))
     print(f"report: {args.out / 'report.md'}")

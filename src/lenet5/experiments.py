@@ -103,11 +103,15 @@ def run_experiments(
     only: tuple[str, ...] = (),
     jobs: int = 1,
     data_dir: str | Path | None = None,
+    threads: int | None = None,
 ) -> list[dict[str, Any]]:
     """Train every configuration (or those named in `only`) with `seeds` seeds; write results,
     plots, trace and report. With `jobs` > 1 the runs go to that many worker processes (which
-    load the data from `data_dir` themselves), each with its share of the CPU threads."""
+    load the data from `data_dir` themselves). Each run uses `threads` CPU threads (default: the
+    machine's threads shared out among the jobs); float results depend on that number, so
+    runs with the same threads per run give identical results however many jobs there are."""
     device = torch.device(device)
+    threads = threads or max(1, torch.get_num_threads() // jobs)
     experiments = [e for e in EXPERIMENTS if not only or e.name in only]
     runs = [
         (experiment_config(e, seed, quick, dataset), out / e.name / f"seed-{seed}")
@@ -115,10 +119,15 @@ def run_experiments(
         for seed in range(seeds)
     ]
     if jobs == 1:
-        for config, run_dir in runs:
-            run_one(config, splits, run_dir, device, echo)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            for config, run_dir in runs:
+                run_one(config, splits, run_dir, device, echo)
+        finally:
+            torch.set_num_threads(previous)
     else:
-        _run_parallel(runs, jobs, device, dataset, data_dir, echo)
+        _run_parallel(runs, jobs, threads, device, dataset, data_dir, echo)
     rows = collect(experiments, out, seeds)
     write_results(rows, out)
     plot_study(experiments, out, seeds)
@@ -147,6 +156,7 @@ def _train_job(config: TrainConfig, run_dir: Path, device: str) -> dict[str, Any
 def _run_parallel(
     runs: list[tuple[TrainConfig, Path]],
     jobs: int,
+    threads: int,
     device: torch.device,
     dataset: str,
     data_dir: str | Path | None,
@@ -156,7 +166,6 @@ def _run_parallel(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    threads = max(1, torch.get_num_threads() // jobs)
     echo(f"{len(runs)} runs in {jobs} worker processes, {threads} thread(s) each")
     with ProcessPoolExecutor(
         max_workers=jobs,
