@@ -21,13 +21,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from lenet5.serve import wait_until_serving
 
 LUA = """
 wrk.method = "POST"
@@ -133,16 +133,7 @@ def main() -> int:
         stderr=subprocess.DEVNULL,
     )  # one log line per request
     url = f"http://127.0.0.1:{port}"
-    started = time.monotonic()
-    while True:
-        try:
-            urllib.request.urlopen(url + "/api/health", timeout=1)
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() - started > 60:
-                sys.exit("server did not start")
-            time.sleep(0.02)
-    startup_s = time.monotonic() - started
+    startup_s = wait_until_serving(url, server)
     payload = digit_png(args.png_size)
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -16,29 +16,23 @@ from lenet5.train import read_metrics
 from conftest import write_dataset
 
 
+def _experiments(*args: str | Path) -> str:
+    """Run `lenet5 experiments ARGS` in-process; its standard output (it must succeed)."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = main(["experiments", *map(str, args)])
+    assert code == 0, buffer.getvalue()
+    return buffer.getvalue()
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     """(data, output folder, printed output) of `experiments --quick --seeds 2`."""
-
     root = tmp_path_factory.mktemp("study")
     directory = write_dataset(root / "data", n_train=data.VALIDATION_SIZE + 300, n_test=200)
     out = root / "out"
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        code = main(
-            [
-                "experiments",
-                "--quick",
-                "--seeds",
-                "2",
-                "--out",
-                str(out),
-                "--data-dir",
-                str(directory),
-            ]
-        )
-    assert code == 0, buffer.getvalue()
-    return directory, out, buffer.getvalue()
+    printed = _experiments("--quick", "--seeds", "2", "--out", out, "--data-dir", directory)
+    return directory, out, printed
 
 
 def test_every_configuration_is_a_normal_run(study: tuple[Path, Path, str]) -> None:
@@ -77,10 +71,8 @@ def test_plots_trace_and_report(study: tuple[Path, Path, str]) -> None:
     trace = json.loads((out / "inference_trace.json").read_text())
     assert any(e.get("name") == "aten::conv2d" for e in trace["traceEvents"])
     report = (out / "report.md").read_text()
-    assert (
-        "Quick mode" in report
-        and "![validation and test accuracy per epoch](accuracy.png)" in report
-    )
+    assert "Quick mode" in report
+    assert "![validation and test accuracy per epoch](accuracy.png)" in report
     assert "| `aten::" in report  # the top-ops table
 
 
@@ -88,50 +80,18 @@ def test_running_twice_trains_nothing(study: tuple[Path, Path, str]) -> None:
     directory, out, _ = study
     checkpoints = sorted(out.glob("*/seed-*/checkpoints/last.pt"))
     before = [p.stat().st_mtime_ns for p in checkpoints]
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        assert (
-            main(
-                [
-                    "experiments",
-                    "--quick",
-                    "--seeds",
-                    "2",
-                    "--out",
-                    str(out),
-                    "--data-dir",
-                    str(directory),
-                ]
-            )
-            == 0
-        )
+    printed = _experiments("--quick", "--seeds", "2", "--out", out, "--data-dir", directory)
     assert [p.stat().st_mtime_ns for p in checkpoints] == before
-    assert buffer.getvalue().count("reused") == 2 * len(EXPERIMENTS)
-    assert not [line for line in buffer.getvalue().splitlines() if line.endswith(": training")]
+    assert printed.count("reused") == 2 * len(EXPERIMENTS)
+    assert not [line for line in printed.splitlines() if line.endswith(": training")]
 
 
 def test_interrupted_run_is_resumed(study: tuple[Path, Path, str]) -> None:
     directory, out, _ = study
     run = out / "lenet5-adam" / "seed-1"
     (run / "summary.json").unlink()  # as if killed before the end
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        assert (
-            main(
-                [
-                    "experiments",
-                    "--quick",
-                    "--seeds",
-                    "2",
-                    "--out",
-                    str(out),
-                    "--data-dir",
-                    str(directory),
-                ]
-            )
-            == 0
-        )
-    assert f"{run}: resuming" in buffer.getvalue()
+    printed = _experiments("--quick", "--seeds", "2", "--out", out, "--data-dir", directory)
+    assert f"{run}: resuming" in printed
     assert (run / "summary.json").is_file()
 
 
@@ -143,26 +103,11 @@ def test_other_settings_in_the_same_folder_are_refused(
     assert "holds a run with other settings" in capsys.readouterr().err
 
 
-def test_only_some_configurations(
-    study: tuple[Path, Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_only_some_configurations(study: tuple[Path, Path, str], tmp_path: Path) -> None:
     directory, _, _ = study
     out = tmp_path / "only"
-    assert (
-        main(
-            [
-                "experiments",
-                "--quick",
-                "--only",
-                "softmax-gd",
-                "lenet5-best",
-                "--out",
-                str(out),
-                "--data-dir",
-                str(directory),
-            ]
-        )
-        == 0
+    _experiments(
+        "--quick", "--only", "softmax-gd", "lenet5-best", "--out", out, "--data-dir", directory
     )
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["lenet5-best", "softmax-gd"]
     assert "--only softmax-gd lenet5-best" in (out / "report.md").read_text()
@@ -183,33 +128,25 @@ def test_parallel_jobs_give_the_sequential_results(
     """Float results depend on the threads per run, so the sequential reference uses 1 thread,
     as each of 2 jobs does on this 2-core machine."""
     directory, _, _ = study
-    printed = {}
-    for jobs in ("1", "2"):
-        buffer = io.StringIO()
-        with contextlib.redirect_stdout(buffer):
-            assert (
-                main(
-                    [
-                        "experiments",
-                        "--quick",
-                        "--only",
-                        "lenet5-adam-dropout",
-                        "lenet5-best",
-                        "--seeds",
-                        "2",
-                        "--jobs",
-                        jobs,
-                        "--threads",
-                        "1",
-                        "--out",
-                        str(tmp_path / jobs),
-                        "--data-dir",
-                        str(directory),
-                    ]
-                )
-                == 0
-            )
-        printed[jobs] = buffer.getvalue()
+    printed = {
+        jobs: _experiments(
+            "--quick",
+            "--only",
+            "lenet5-adam-dropout",
+            "lenet5-best",
+            "--seeds",
+            "2",
+            "--jobs",
+            jobs,
+            "--threads",
+            "1",
+            "--out",
+            tmp_path / jobs,
+            "--data-dir",
+            directory,
+        )
+        for jobs in ("1", "2")
+    }
     assert "4 runs in 2 worker processes, 1 thread(s) each" in printed["2"]
     assert "[4/4]" in printed["2"]
     assert _results(tmp_path / "2") == _results(tmp_path / "1")

@@ -10,8 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,7 @@ from PIL import Image
 from schemathesis.checks import positive_data_acceptance
 
 from lenet5.checkpoint import load_model
-from lenet5.serve import MAX_BODY_BYTES, create_app
+from lenet5.serve import MAX_BODY_BYTES, create_app, wait_until_serving
 from test_preprocess import _png, _png_header_claiming
 
 from conftest import requires_real_data
@@ -238,14 +236,7 @@ def test_drawing_in_a_real_browser(mnist_run: Path, tmp_path: Path) -> None:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        started = time.monotonic()
-        while True:
-            try:
-                urllib.request.urlopen(url + "/api/health", timeout=1)
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() - started < 30
-                time.sleep(0.05)
+        wait_until_serving(url, server, timeout=30)
         with sync_playwright() as p:
             browser = p.chromium.launch(
                 executable_path=CHROMIUM,

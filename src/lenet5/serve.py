@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
@@ -249,3 +251,19 @@ def serve(checkpoint: str | Path, host: str = "127.0.0.1", port: int = 8000) -> 
     model, config = load_model(checkpoint)
     app = create_app(model, config, checkpoint)
     uvicorn.run(app, host=host, port=port, access_log=True, timeout_graceful_shutdown=5)
+
+
+def wait_until_serving(url: str, server: subprocess.Popen, timeout: float = 60.0) -> float:
+    """Poll `url`/api/health until it answers; the seconds it took. Raises RuntimeError if the
+    server process exits or `timeout` passes first."""
+    import urllib.request
+
+    started = time.monotonic()
+    while True:
+        try:
+            urllib.request.urlopen(url + "/api/health", timeout=1)
+            return time.monotonic() - started
+        except OSError:
+            if server.poll() is not None or time.monotonic() - started > timeout:
+                raise RuntimeError(f"the server at {url} did not start") from None
+            time.sleep(0.02)
