@@ -1,8 +1,10 @@
 """Load benchmark of `lenet5 serve` on 127.0.0.1 (not part of the test suite).
 
 Starts the server, then drives it with wrk (Debian package `wrk`): 32 connections posting a PNG
-digit, bounded by a request count and a time limit. Reports requests/s, latency percentiles,
-errors and the server's memory (RSS) before and after; writes JSON and prints a Markdown row.
+digit, in rounds of --round-s seconds until --requests have been answered or --limit-s has
+passed. Reports requests/s over all rounds, the median p50 and the worst p99 of the rounds (wrk
+prints percentiles, not histograms), errors, and the server's memory (RSS) before and after;
+writes JSON and prints a Markdown row.
 
     python benchmarks/serve_load.py RUN_DIR [--requests 100000] [--connections 32]
 """
@@ -18,9 +20,11 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import date
 from pathlib import Path
 
@@ -35,12 +39,6 @@ wrk.headers["Content-Type"] = "image/png"
 local f = io.open(os.getenv("LOAD_PNG"), "rb")
 wrk.body = f:read("*a")
 f:close()
-local limit = tonumber(os.getenv("LOAD_PER_THREAD"))
-local seen = 0
-function response(status, headers, body)
-  seen = seen + 1
-  if seen >= limit then wrk.thread:stop() end
-end
 """
 
 
@@ -70,10 +68,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wrk(url: str, png: Path, requests: int, connections: int, threads: int, limit_s: int) -> dict:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(LUA)
-    env = {**os.environ, "LOAD_PNG": str(png), "LOAD_PER_THREAD": str(requests // threads)}
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    assert match, text
+    return float(match.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[match.group(2)]
+
+
+def wrk(url: str, script: Path, png: Path, seconds: int, connections: int, threads: int) -> dict:
+    """One round of wrk; its figures."""
     out = subprocess.run(
         [
             "wrk",
@@ -82,34 +84,29 @@ def wrk(url: str, png: Path, requests: int, connections: int, threads: int, limi
             "-c",
             str(connections),
             "-d",
-            f"{limit_s}s",
+            f"{seconds}s",
             "--latency",
             "-s",
-            script.name,
+            str(script),
             url,
         ],
-        env=env,
+        env={**os.environ, "LOAD_PNG": str(png)},
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    os.unlink(script.name)
-
-    def ms(text: str) -> float:
-        value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
-
-    latency = {p: ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", out, re.M)}
-    done = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    done = re.search(r"(\d+) requests in ([\d.]+)(s|m)", out)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert done and rate, out
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: (.*)$", out, re.M)
     return {
-        "requests": done,
-        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-        "latency_ms": latency,
+        "requests": int(done.group(1)),
+        "requests_per_s": float(rate.group(1)),
+        "latency_ms": {p: _ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", out, re.M)},
         "non_2xx": int(errors.group(1)) if errors else 0,
         "socket_errors": socket_errors.group(1) if socket_errors else "none",
-        "wrk_output": out,
+        "output": out,
     }
 
 
@@ -119,7 +116,8 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--limit-s", type=int, default=600, help="time limit of the main run")
+    parser.add_argument("--round-s", type=int, default=10, help="length of one wrk round")
+    parser.add_argument("--limit-s", type=int, default=400, help="time limit of all rounds")
     parser.add_argument("--png-size", type=int, default=28, help="28: MNIST-style; 280: canvas")
     parser.add_argument("--json", type=Path, default=Path("docs/benchmarks/serve_load.json"))
     args = parser.parse_args()
@@ -133,40 +131,57 @@ def main() -> int:
         stderr=subprocess.DEVNULL,
     )  # one log line per request
     url = f"http://127.0.0.1:{port}"
-    startup_s = wait_until_serving(url, server)
     payload = digit_png(args.png_size)
+    rounds: list[dict] = []
     try:
+        startup_s = wait_until_serving(url, server)
         with tempfile.TemporaryDirectory() as tmp:
-            png = Path(tmp) / "digit.png"
+            png, script = Path(tmp) / "digit.png", Path(tmp) / "post.lua"
             png.write_bytes(payload)
+            script.write_text(LUA)
             endpoint = url + "/api/predict"
-            wrk(endpoint, png, 2_000, args.connections, args.threads, 30)  # warm-up
+            wrk(endpoint, script, png, 3, args.connections, args.threads)  # warm-up
             rss_before = rss_mb(server.pid)
-            result = wrk(endpoint, png, args.requests, args.connections, args.threads, args.limit_s)
+            started = time.monotonic()
+            while (
+                sum(r["requests"] for r in rounds) < args.requests
+                and time.monotonic() - started < args.limit_s
+            ):
+                rounds.append(
+                    wrk(endpoint, script, png, args.round_s, args.connections, args.threads)
+                )
             rss_after = rss_mb(server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+    total = sum(r["requests"] for r in rounds)
     figures = {
         "date": date.today().isoformat(),
-        "machine": f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}",
-        "png_bytes": len(payload),
+        "machine": f"{os.cpu_count()} CPUs, {platform.machine()}",
         "png_side": args.png_size,
+        "png_bytes": len(payload),
         "connections": args.connections,
         "startup_s": startup_s,
+        "requests": total,
+        "rounds": len(rounds),
+        "requests_per_s": total / (args.round_s * len(rounds)),
+        "p50_ms_median_round": statistics.median(r["latency_ms"]["50"] for r in rounds),
+        "p99_ms_worst_round": max(r["latency_ms"]["99"] for r in rounds),
+        "p99_ms_median_round": statistics.median(r["latency_ms"]["99"] for r in rounds),
+        "non_2xx": sum(r["non_2xx"] for r in rounds),
+        "socket_errors": [r["socket_errors"] for r in rounds if r["socket_errors"] != "none"],
         "rss_before_mb": rss_before,
         "rss_after_mb": rss_after,
-        **{k: v for k, v in result.items() if k != "wrk_output"},
+        "rounds_detail": [{k: v for k, v in r.items() if k != "output"} for r in rounds],
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(figures, indent=2) + "\n")
-    print(result["wrk_output"])
-    lat = result["latency_ms"]
+    print(rounds[-1]["output"])
     print(
-        f"| {args.png_side}x{args.png_side} PNG ({figures['png_bytes']} B) | "
-        f"{args.connections} | {result['requests']:,} | {result['requests_per_s']:.0f} | "
-        f"{lat.get('50', float('nan')):.1f} | {lat.get('99', float('nan')):.1f} | "
-        f"{result['non_2xx']} | {rss_before:.0f} -> {rss_after:.0f} MB |"
+        f"| {args.png_size}x{args.png_size} PNG ({len(payload)} B) | {args.connections} | "
+        f"{total:,} | {figures['requests_per_s']:.0f} | {figures['p50_ms_median_round']:.1f} | "
+        f"{figures['p99_ms_median_round']:.1f} / {figures['p99_ms_worst_round']:.1f} | "
+        f"{figures['non_2xx']} | {rss_before:.0f} -> {rss_after:.0f} MB | {startup_s:.2f} s |"
     )
     return 0
 

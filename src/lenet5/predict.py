@@ -34,10 +34,10 @@ class Prediction:
 
 
 def _predictions(model: nn.Module, inputs: list[np.ndarray]) -> list[Prediction]:
-    probabilities = predict(model, torch.from_numpy(np.stack(inputs))).cpu()
+    rows: list[list[float]] = predict(model, torch.from_numpy(np.stack(inputs))).cpu().tolist()
     return [
-        Prediction(int(p.argmax()), p.tolist(), x)
-        for p, x in zip(probabilities, inputs, strict=True)
+        Prediction(max(range(len(p)), key=p.__getitem__), p, x)
+        for p, x in zip(rows, inputs, strict=True)
     ]
 
 

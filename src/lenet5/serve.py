@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
@@ -141,17 +141,20 @@ def create_app(model: nn.Module, config: TrainConfig, checkpoint: str | Path) ->
         openapi_extra=_PREDICT_BODY,
         summary="Read the digit in an image file, raw image bytes or 28x28 pixels",
     )
-    async def predict(request: Request) -> PredictResponse:
+    async def predict(request: Request) -> Response:
         image = await _read_image(request)
         try:
             result: Prediction = predict_image(model, image)
         except ImageError as exc:
             raise ApiError(422, str(exc)) from None
-        return PredictResponse(
-            digit=result.digit,
-            probabilities=result.probabilities,
-            preprocessed=result.image.tolist(),
-        )
+        # Built by hand: validating 784 numbers again per request would cost a tenth of the
+        # request's time; the shape is PredictResponse's (the fuzz test checks every answer).
+        body = {
+            "digit": result.digit,
+            "probabilities": result.probabilities,
+            "preprocessed": result.image.tolist(),
+        }
+        return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
 
     original_openapi = app.openapi
 
@@ -247,10 +250,23 @@ def serve(checkpoint: str | Path, host: str = "127.0.0.1", port: int = 8000) -> 
 
     from lenet5.checkpoint import load_model
 
-    torch.set_num_threads(1)  # one request per thread; tiny batches gain nothing from more
+    # Requests are single images: one thread each, and PyTorch's own convolution, which takes
+    # 180 us per image here against oneDNN's 330 us (oneDNN pays off on large batches only).
+    torch.set_num_threads(1)
+    torch.backends.mkldnn.enabled = False  # type: ignore[assignment]
     model, config = load_model(checkpoint)
     app = create_app(model, config, checkpoint)
-    uvicorn.run(app, host=host, port=port, access_log=True, timeout_graceful_shutdown=5)
+    # httptools parses HTTP in C; the plain asyncio loop keeps latency even under load (with
+    # uvloop, p99 rose from 49 to 230 ms at 32 clients here).
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        access_log=True,
+        timeout_graceful_shutdown=5,
+        loop="asyncio",
+        http="httptools",
+    )
 
 
 def wait_until_serving(url: str, server: subprocess.Popen, timeout: float = 60.0) -> float:
