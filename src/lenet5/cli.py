@@ -100,6 +100,15 @@ def _add_data_args(p: argparse.ArgumentParser, dataset_default: str = DEFAULTS.d
     )
 
 
+def _add_checkpoint_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "checkpoint",
+        type=Path,
+        metavar="RUN_DIR_OR_CHECKPOINT",
+        help="a run directory (its last checkpoint) or a checkpoint file",
+    )
+
+
 def _add_device_arg(p: argparse.ArgumentParser, default: str = "auto") -> None:
     p.add_argument(
         "--device",
@@ -208,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="accuracy, per-class metrics and confusion matrix of a trained model",
         description="Evaluate a run directory (its last checkpoint) or a checkpoint file.",
     )
-    e.add_argument("checkpoint", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
+    _add_checkpoint_arg(e)
     e.add_argument(
         "--split",
         choices=("test", "val", "train"),
@@ -231,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read the digit in each image (PNG, JPEG, BMP, GIF, WebP, TIFF); images are "
         "preprocessed as MNIST was (white on black, fitted to 20x20, centred by mass in 28x28).",
     )
-    p.add_argument("checkpoint", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
+    _add_checkpoint_arg(p)
     p.add_argument(
         "images",
         nargs="+",
@@ -262,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export to ONNX: input (N, 1, 28, 28) float in [0, 1], "
         "output logits (N, 10), dynamic batch size.",
     )
-    x.add_argument("checkpoint", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
+    _add_checkpoint_arg(x)
     x.add_argument(
         "--format", choices=("onnx",), default="onnx", help="export format (default: %(default)s)"
     )
@@ -328,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a page to draw digits on (GET /) and a JSON API (POST /api/predict, "
         "GET /api/health, GET /api/model; OpenAPI docs at /docs). Ctrl-C or SIGTERM stops it.",
     )
-    sv.add_argument("checkpoint", type=Path, metavar="RUN_DIR_OR_CHECKPOINT")
+    _add_checkpoint_arg(sv)
     sv.add_argument(
         "--host",
         default="127.0.0.1",
