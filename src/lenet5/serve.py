@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import time
@@ -256,6 +257,10 @@ def serve(checkpoint: str | Path, host: str = "127.0.0.1", port: int = 8000) -> 
     torch.backends.mkldnn.enabled = False  # type: ignore[assignment]
     model, config = load_model(checkpoint)
     app = create_app(model, config, checkpoint)
+    # The garbage collector need not scan the long-lived objects of torch, FastAPI and the
+    # model on every collection; fewer, cheaper collections shorten the latency tail.
+    gc.collect()
+    gc.freeze()
     # httptools parses HTTP in C; the plain asyncio loop keeps latency even under load (with
     # uvloop, p99 rose from 49 to 230 ms at 32 clients here).
     uvicorn.run(
