@@ -45,47 +45,28 @@ DEFAULTS = TrainConfig()
 RUNS_ROOT = Path("runs")
 
 
-def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+def _number(
+    kind: Callable[[str], float], accept: Callable[[float], bool], requirement: str
+) -> Callable[[str], float]:
+    """An argparse type: parse with `kind`, then refuse values that `accept` rejects."""
+
     def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not (value > 0 and math.isfinite(value)):
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        if not (math.isfinite(value) and accept(value)):
+            raise argparse.ArgumentTypeError(f"{requirement}, got {text}")
         return value
 
     return parse
 
 
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
-    return value
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
+_positive_float = _number(float, lambda v: v > 0, "must be positive")
+_positive_int = _number(int, lambda v: v > 0, "must be positive")
+_non_negative = _number(float, lambda v: v >= 0, "must not be negative")
+_non_negative_int = _number(int, lambda v: v >= 0, "must not be negative")
+_probability = _number(float, lambda v: 0.0 <= v < 1.0, "must be in [0, 1)")
 
 
 def _add_data_args(p: argparse.ArgumentParser, dataset_default: str = DEFAULTS.dataset) -> None:
@@ -138,14 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=OPTIMIZERS,
         help=f"optimizer; sgd is plain gradient descent (default: {DEFAULTS.optimizer})",
     )
-    t.add_argument("--lr", type=_positive(float), help=f"learning rate (default: {DEFAULTS.lr})")
+    t.add_argument("--lr", type=_positive_float, help=f"learning rate (default: {DEFAULTS.lr})")
     t.add_argument(
         "--batch-size",
-        type=_positive(int),
+        type=_positive_int,
         help=f"training batch size (default: {DEFAULTS.batch_size})",
     )
     t.add_argument(
-        "--epochs", type=_positive(int), help=f"number of epochs (default: {DEFAULTS.epochs})"
+        "--epochs", type=_positive_int, help=f"number of epochs (default: {DEFAULTS.epochs})"
     )
     t.add_argument(
         "--dropout",
@@ -298,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ex.add_argument(
         "--seeds",
-        type=_positive(int),
+        type=_positive_int,
         default=1,
         help="seeds per configuration; results give mean and std (default: 1)",
     )
@@ -309,13 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ex.add_argument(
         "--jobs",
-        type=_positive(int),
+        type=_positive_int,
         default=1,
         help="worker processes training runs side by side, sharing the CPU threads (default: 1)",
     )
     ex.add_argument(
         "--threads",
-        type=_positive(int),
+        type=_positive_int,
         help="CPU threads per run (default: the machine's threads divided among the jobs); "
         "results are identical for the same threads per run, whatever --jobs",
     )
