@@ -130,7 +130,7 @@ def run_experiments(
         _run_parallel(runs, jobs, threads, device, dataset, data_dir, echo)
     rows = collect(experiments, out, seeds)
     write_results(rows, out)
-    plot_study(experiments, out, seeds)
+    plot_study(rows, out)
     profiled = next((e for e in experiments if e.name == "lenet5-adam"), experiments[0])
     top_ops = profile_inference(out / profiled.name / "seed-0", splits.test, out)
     write_report(rows, top_ops, profiled.name, out, seeds, quick)
@@ -255,21 +255,12 @@ def results_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot_study(experiments: list[Experiment], out: Path, seeds: int) -> None:
+def plot_study(rows: list[dict[str, Any]], out: Path) -> None:
     """Accuracy and loss per epoch for every configuration (seed 0), and training times."""
     from lenet5.plots import save_figure, study_figures
 
-    curves = {e.name: read_metrics(out / e.name / "seed-0") for e in experiments}
-    times = {
-        e.name: (
-            statistics.fmean(
-                json.loads((out / e.name / f"seed-{s}" / SUMMARY_FILE).read_text())["train_seconds"]
-                for s in range(seeds)
-            ),
-            e.tutorial_seconds,
-        )
-        for e in experiments
-    }
+    curves = {r["configuration"]: read_metrics(out / r["configuration"] / "seed-0") for r in rows}
+    times = {r["configuration"]: (r["train_seconds"], r["reference_seconds"]) for r in rows}
     for name, figure in study_figures(curves, times).items():
         save_figure(figure, out / name)
 
