@@ -54,7 +54,7 @@ def test_same_seed_same_metrics(tiny_data: Path, tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("recipe", ["tutorial", "best"])
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
 def test_resume_in_process_matches_an_uninterrupted_run(
     tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recipe: str
 ) -> None:

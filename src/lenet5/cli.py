@@ -171,8 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--recipe",
         choices=tuple(RECIPES),
-        help="named settings that the other flags then override; 'best' is the recipe that "
-        "beats the 1998 paper (default: tutorial)",
+        help="named settings that the other flags then override; 'best' beats the 1998 "
+        "paper, 'fast' reaches 99%% in two epochs (default: tutorial)",
     )
     _add_data_args(t)
     t.add_argument(

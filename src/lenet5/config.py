@@ -55,4 +55,13 @@ RECIPES: dict[str, dict[str, Any]] = {
         "epochs": 30,
         "init": "pytorch",
     },
+    # Fewest seconds to 99% test accuracy: two epochs at a high, one-cycle learning rate.
+    # Chosen on validation (99.02% for seed 0) among 1-3 epochs, lr 0.005-0.02, batch 128/256.
+    "fast": {
+        "optimizer": "adamw",
+        "lr": 0.01,
+        "schedule": "onecycle",
+        "epochs": 2,
+        "init": "pytorch",
+    },
 }

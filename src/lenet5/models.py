@@ -50,8 +50,9 @@ class LeNet5(nn.Module):
         self.fc3 = nn.Linear(FC2_UNITS, NUM_CLASSES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool1(torch.relu(self.conv1(x)))  # (N, 6, 14, 14)
-        x = self.pool2(torch.relu(self.conv2(x)))  # (N, 16, 5, 5)
+        # ReLU after pooling: max-pooling and ReLU commute, and ReLU then touches 4x fewer values.
+        x = torch.relu(self.pool1(self.conv1(x)))  # (N, 6, 14, 14)
+        x = torch.relu(self.pool2(self.conv2(x)))  # (N, 16, 5, 5)
         x = self.dropout(self.flatten(x))  # (N, 400)
         x = torch.relu(self.fc1(x))  # (N, 120)
         x = torch.relu(self.fc2(x))  # (N, 84)
