@@ -1,0 +1,125 @@
+"""Peer 1 of the benchmark suite: the tutorial's LeNet-5 ported to Keras 3 on TensorFlow.
+
+Runs in the peer environment (benchmarks/requirements-peers.txt), not the project's, so it reads
+the IDX files itself. Trains with `model.fit` (Adam 0.001, batch 128, reshuffled every epoch)
+until the test accuracy reaches --target or --max-epochs pass, then measures inference; prints
+one JSON object. Time per epoch is the fit time of that epoch (evaluation excluded).
+
+    python benchmarks/peer_keras.py DATA_DIR [--max-epochs 15] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no oneDNN/CUDA banners in the output
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import numpy as np
+
+
+def read_idx(directory: Path, base: str, offset: int) -> np.ndarray:
+    """The payload of an IDX file (plain or .gz); `offset` skips its header."""
+    path = directory / base
+    raw = (
+        path.read_bytes()
+        if path.exists()
+        else gzip.decompress((directory / f"{base}.gz").read_bytes())
+    )
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset)
+
+
+def load(directory: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Train (the 55,000 after the first 5,000) and test images as (N, 28, 28, 1) floats."""
+    x = read_idx(directory, "train-images-idx3-ubyte", 16).reshape(-1, 28, 28, 1)
+    y = read_idx(directory, "train-labels-idx1-ubyte", 8)
+    xt = read_idx(directory, "t10k-images-idx3-ubyte", 16).reshape(-1, 28, 28, 1)
+    yt = read_idx(directory, "t10k-labels-idx1-ubyte", 8)
+    to_float = lambda a: (a / 255.0).astype("float32")  # noqa: E731
+    return to_float(x[5000:]), y[5000:].astype("int64"), to_float(xt), yt.astype("int64")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data_dir", type=Path)
+    parser.add_argument("--max-epochs", type=int, default=15)
+    parser.add_argument("--target", type=float, default=0.99)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    started = time.perf_counter()
+
+    import keras
+    import tensorflow as tf
+    from keras import layers
+
+    keras.utils.set_random_seed(args.seed)
+    x, y, xt, yt = load(args.data_dir)
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            layers.Conv2D(6, 5, padding="same", activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(16, 5, padding="valid", activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Flatten(),
+            layers.Dense(120, activation="relu"),
+            layers.Dense(84, activation="relu"),
+            layers.Dense(10),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.001),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    epochs: list[dict[str, float]] = []
+    seconds_to_target = None
+    for epoch in range(1, args.max_epochs + 1):
+        t0 = time.perf_counter()
+        model.fit(x, y, batch_size=128, epochs=1, shuffle=True, verbose=0)
+        seconds = time.perf_counter() - t0
+        _, accuracy = model.evaluate(xt, yt, batch_size=1000, verbose=0)
+        epochs.append({"epoch": epoch, "seconds": seconds, "test_accuracy": float(accuracy)})
+        print(f"keras epoch {epoch}: {seconds:.1f} s, test {accuracy:.4f}", flush=True)
+        if accuracy >= args.target:
+            seconds_to_target = sum(e["seconds"] for e in epochs)
+            break
+    wall_to_target = time.perf_counter() - started if seconds_to_target else None
+
+    # Inference: the compiled predict step on batches of 1,000, then one image at a time.
+    batch = 1000
+    predict = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
+    for _ in range(2):
+        predict(xt[:batch])
+    t0 = time.perf_counter()
+    for start in range(0, len(xt), batch):
+        predict(xt[start : start + batch]).numpy()
+    images_per_s = len(xt) / (time.perf_counter() - t0)
+    single = []
+    for i in range(300):
+        t0 = time.perf_counter()
+        predict(xt[i : i + 1]).numpy()
+        single.append(time.perf_counter() - t0)
+    print(
+        json.dumps(
+            {
+                "system": "keras",
+                "versions": {"keras": keras.__version__, "tensorflow": tf.__version__},
+                "epochs": epochs,
+                "seconds_to_target": seconds_to_target,
+                "wall_to_target": wall_to_target,
+                "images_per_s": images_per_s,
+                "single_image_ms": statistics.median(single[50:]) * 1e3,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,449 @@
+"""The performance suite: lenet5 against its peers, measured in one run on one machine.
+
+    python benchmarks/suite.py [--data-dir DIR] [--max-epochs 15] [--fast-seeds 5]
+
+Runs, one after another (never two timed things at once), each in its own process:
+  1. keras: the tutorial's LeNet-5 in Keras 3 / TensorFlow (`model.fit`), from its own
+     environment benchmarks/.venv-peers, built here from benchmarks/requirements-peers.txt;
+  2. pytorch-example: a plain PyTorch loop in the style of the official MNIST example;
+  3. lenet5 (default settings: Adam 0.001, batch 128) for --max-epochs epochs;
+  4. `lenet5 train --recipe fast`, once per seed, timed from process start to exit;
+then measures lenet5's inference in a fresh process. Peers stop at the first epoch whose test
+accuracy reaches 99.0% (or at --max-epochs). Peak memory is each process's maximum RSS.
+Writes docs/benchmarks/suite.json (raw figures) and the suite's section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PEERS_VENV = ROOT / "benchmarks" / ".venv-peers"
+PEERS_REQUIREMENTS = ROOT / "benchmarks" / "requirements-peers.txt"
+DOC = ROOT / "docs" / "benchmarks.md"
+RAW = ROOT / "docs" / "benchmarks" / "suite.json"
+START, END = "<!-- suite:start -->", "<!-- suite:end -->"
+TARGET = 0.99
+TARGETS = {  # this issue's targets on the 2-core reference machine
+    "epoch_s": 2.5,
+    "fast_wall_s": 10.0,
+    "fast_accuracy": 0.99,
+    "images_per_s": 100_000,
+    "single_image_ms": 1.0,
+    "peak_rss_mb": 1024,
+}
+
+
+def peers_python() -> Path:
+    """The peer environment's interpreter, (re)built when requirements-peers.txt changed."""
+    python = PEERS_VENV / "bin" / "python"
+    stamp = PEERS_VENV / ".requirements-sha256"
+    wanted = hashlib.sha256(PEERS_REQUIREMENTS.read_bytes()).hexdigest()
+    if not python.exists() or not stamp.exists() or stamp.read_text() != wanted:
+        print(f"installing the peers into {PEERS_VENV} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(PEERS_VENV)], check=True)
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+                str(PEERS_REQUIREMENTS),
+            ],
+            check=True,
+        )
+        stamp.write_text(wanted)
+    return python
+
+
+def run_process(command: list[str], echo: bool = True) -> tuple[str, float, float]:
+    """Run `command`; its stdout, wall seconds and peak RSS in MB. Stops the suite if it fails."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if echo and not line.startswith("{"):
+            print("   ", line.rstrip(), flush=True)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        sys.exit(f"benchmark step failed ({process.returncode}): {' '.join(command)}")
+    return "".join(lines), seconds, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+
+
+def last_json(output: str) -> dict[str, Any]:
+    return dict(json.loads(output.strip().splitlines()[-1]))
+
+
+def epoch_figures(epochs: list[dict[str, Any]]) -> dict[str, Any]:
+    seconds = [e["seconds"] for e in epochs]
+    reached = next((e for e in epochs if e["test_accuracy"] >= TARGET), None)
+    return {
+        "epochs_run": len(epochs),
+        "epoch_s_min": min(seconds),
+        "epoch_s_median": statistics.median(seconds),
+        "epochs_to_target": reached["epoch"] if reached else None,
+        "seconds_to_target": (
+            sum(s for e, s in zip(epochs, seconds, strict=True) if e["epoch"] <= reached["epoch"])
+            if reached
+            else None
+        ),
+        "final_test_accuracy": epochs[-1]["test_accuracy"],
+    }
+
+
+def peer(command: list[str]) -> dict[str, Any]:
+    output, wall, rss = run_process(command)
+    result = last_json(output)
+    return {**result, **epoch_figures(result["epochs"]), "wall_s": wall, "peak_rss_mb": rss}
+
+
+def lenet5_run(args: list[str], run_dir: Path) -> dict[str, Any]:
+    """`lenet5 train` in a fresh process; its epochs, summary, wall time and peak RSS."""
+    command = [sys.executable, "-m", "lenet5", "train", *args, "--run-dir", str(run_dir)]
+    _, wall, rss = run_process([*command, "--no-progress"])
+    epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return {
+        "epochs": epochs,
+        **epoch_figures(epochs),
+        "test_accuracy": summary["test_accuracy"],
+        "wall_s": wall,
+        "peak_rss_mb": rss,
+    }
+
+
+def measure_inference(checkpoint: str, data_dir: str) -> dict[str, Any]:
+    """lenet5's inference figures (run in a fresh process: `suite.py --inference CKPT`)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from lenet5.checkpoint import load_model
+    from lenet5.data import load_splits
+    from lenet5.predict import predict, predict_image
+    from lenet5.preprocess import load_image
+
+    model, _ = load_model(checkpoint)
+    test = load_splits("mnist", data_dir, download_missing=False, progress=False).test
+    batch = 1000
+    result: dict[str, Any] = {"batch": batch}
+    # Throughput through the library's batch path (uint8 in, probabilities out), best of 3.
+    for name, fast in (("images_per_s", model), ("images_per_s_channels_last", None)):
+        if fast is None:
+            fast = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        rates = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for start in range(0, len(test), batch):
+                predict(fast, test.images[start : start + batch])
+            rates.append(len(test) / (time.perf_counter() - t0))
+        result[name] = max(rates)
+    model = model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+    try:
+        from lenet5.export import export_onnx, onnx_session
+
+        with tempfile.TemporaryDirectory() as tmp:
+            export_onnx(model, Path(tmp) / "m.onnx")
+            session = onnx_session(Path(tmp) / "m.onnx")
+            x = test.images.unsqueeze(1).float().div(255).numpy()
+            rates = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                for start in range(0, len(x), batch):
+                    session.run(None, {"input": x[start : start + batch]})
+                rates.append(len(x) / (time.perf_counter() - t0))
+            result["images_per_s_onnxruntime"] = max(rates)
+    except ImportError:
+        result["images_per_s_onnxruntime"] = None
+
+    def latency_ms(png: bytes) -> float:
+        times = []
+        for _ in range(500):
+            t0 = time.perf_counter()
+            predict_image(model, load_image(png))
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times[100:]) * 1e3
+
+    def png_bytes(image: Image.Image) -> bytes:
+        out = io.BytesIO()
+        image.save(out, format="PNG")
+        return out.getvalue()
+
+    forward = []
+    for i in range(500):  # as the peers measure it: one preprocessed image through the model
+        t0 = time.perf_counter()
+        predict(model, test.images[i : i + 1])
+        forward.append(time.perf_counter() - t0)
+    result["single_forward_ms"] = statistics.median(forward[100:]) * 1e3
+    digit = test.images[0].numpy()
+    canvas = Image.fromarray(255 - digit).resize((280, 280), Image.Resampling.BILINEAR)
+    result["single_image_ms"] = latency_ms(png_bytes(Image.fromarray(digit)))
+    result["single_image_280px_ms"] = latency_ms(png_bytes(canvas))
+    result["torch_threads"] = torch.get_num_threads()
+    result["numpy"] = np.__version__
+    return result
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory_kb / 2**20, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "date": date.today().isoformat(),
+    }
+
+
+def ratio(value: float | None, reference: float | None) -> str:
+    return f"{value / reference:.2f}x" if value and reference else "-"
+
+
+def fmt(value: float | None, spec: str, unit: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{unit}"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    m, systems, fast = report["machine"], report["systems"], report["fast"]
+    ref = systems["lenet5"]
+    lines = [
+        START,
+        "## Training and inference: lenet5 against its peers",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}; Python "
+        f"{m['python']}, torch {m['torch']} ({m['torch_threads']} threads), "
+        + ", ".join(f"{k} {v}" for k, v in systems["keras"].get("versions", {}).items())
+        + f". Date: {m['date']}. Raw figures: [benchmarks/suite.json](benchmarks/suite.json).",
+        "",
+        "```sh",
+        report["command"],
+        "```",
+        "",
+        "Same data (55,000 training images, the 10,000 test images), same architecture "
+        "(61,706 parameters), Adam 0.001, batch 128, each system in its own process, one at a "
+        f"time. Peers stop at the first epoch reaching {TARGET:.1%} test accuracy (at most "
+        f"{report['max_epochs']} epochs); lenet5 runs all {report['max_epochs']}. Seconds per "
+        "epoch count training only; time to 99% adds up those epochs. Ratios: the peer's figure "
+        "over lenet5's (above 1: lenet5 faster). "
+        "Inference: batches of 1,000 test images; 1 image: the median time of one preprocessed "
+        "image through the model.",
+        "",
+        "| system | s/epoch min | s/epoch median | ratio | epochs to 99% | s to 99% | ratio "
+        "| test acc (last epoch) | images/s | ratio | 1 image | ratio | peak RSS |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, s in systems.items():
+        lines.append(
+            f"| {name} | {s['epoch_s_min']:.2f} | {s['epoch_s_median']:.2f} | "
+            f"{ratio(s['epoch_s_median'], ref['epoch_s_median'])} | "
+            f"{fmt(s['epochs_to_target'], 'd')} | {fmt(s['seconds_to_target'], '.1f')} | "
+            f"{ratio(s['seconds_to_target'], ref['seconds_to_target'])} | "
+            f"{s['final_test_accuracy']:.2%} | {s['images_per_s']:,.0f} | "
+            f"{ratio(ref['images_per_s'], s['images_per_s'])} | {s['single_image_ms']:.2f} ms | "
+            f"{ratio(s['single_image_ms'], ref['single_image_ms'])} | {s['peak_rss_mb']:.0f} MB |"
+        )
+    inference = report["inference"]
+    accuracies = [r["test_accuracy"] for r in fast["runs"]]
+    walls = [r["wall_s"] for r in fast["runs"]]
+    lines += [
+        "",
+        f"`lenet5 train --recipe fast` ({fast['settings']}), timed from process start to exit "
+        "(start-up, data loading, evaluation and checkpoints included):",
+        "",
+        "| seed | test accuracy | wall | training (all epochs) | peak RSS |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for seed, r in enumerate(fast["runs"]):
+        lines.append(
+            f"| {seed} | {r['test_accuracy']:.2%} | {r['wall_s']:.1f} s | "
+            f"{sum(e['seconds'] for e in r['epochs']):.1f} s | {r['peak_rss_mb']:.0f} MB |"
+        )
+    lines += [
+        f"| mean | {statistics.mean(accuracies):.2%} +- {statistics.pstdev(accuracies):.2%} | "
+        f"{statistics.mean(walls):.1f} s | | |",
+        "",
+        f"lenet5 inference (trained fast-recipe model, batches of {inference['batch']}, best of 3 "
+        f"passes over the test split): {inference['images_per_s']:,.0f} images/s through "
+        f"`lenet5.predict.predict`, {inference['images_per_s_channels_last']:,.0f} with "
+        "channels-last weights, "
+        + fmt(inference["images_per_s_onnxruntime"], ",.0f")
+        + " through onnxruntime (the exported model). One image, PNG bytes in, digit out "
+        "(decode, preprocessing, forward; median of 400): "
+        f"{inference['single_image_ms']:.2f} ms for a 28x28 MNIST digit, "
+        f"{inference['single_image_280px_ms']:.2f} ms for a 280x280 drawing.",
+        "",
+        "Targets on this machine:",
+        "",
+        "| target | measured | met |",
+        "|---|---:|:---:|",
+    ]
+    best_rate = max(
+        v for k, v in inference.items() if k.startswith("images_per_s") and v is not None
+    )
+    peak = max([ref["peak_rss_mb"], *[r["peak_rss_mb"] for r in fast["runs"]]])
+    checks = [
+        (
+            "training epoch <= 2.5 s (median)",
+            ref["epoch_s_median"],
+            "s",
+            ref["epoch_s_median"] <= TARGETS["epoch_s"],
+        ),
+        (
+            "fast recipe: mean test accuracy >= 99.0%",
+            statistics.mean(accuracies) * 100,
+            "%",
+            statistics.mean(accuracies) >= TARGETS["fast_accuracy"],
+        ),
+        (
+            "fast recipe: <= 10 s wall per run (worst)",
+            max(walls),
+            "s",
+            max(walls) <= TARGETS["fast_wall_s"],
+        ),
+        (
+            "inference >= 100,000 images/s (best path)",
+            best_rate,
+            "images/s",
+            best_rate >= TARGETS["images_per_s"],
+        ),
+        (
+            "one image <= 1 ms median (28x28 PNG)",
+            inference["single_image_ms"],
+            "ms",
+            inference["single_image_ms"] <= TARGETS["single_image_ms"],
+        ),
+        ("training peak RSS <= 1 GiB", peak, "MB", peak <= TARGETS["peak_rss_mb"]),
+    ]
+    for label, value, unit, met in checks:
+        number = f"{value:,.0f}" if unit == "images/s" else f"{value:.2f}"
+        lines.append(f"| {label} | {number} {unit} | {'yes' if met else '**no**'} |")
+    lines.append(END)
+    return "\n".join(lines) + "\n"
+
+
+def write_doc(section: str) -> None:
+    """Replace the suite's section of docs/benchmarks.md (other sections are kept)."""
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\n"
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        text = head + section.rstrip("\n") + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    tmp = DOC.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(DOC)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("LENET5_DATA"),
+        help="MNIST folder (default: $LENET5_DATA)",
+    )
+    parser.add_argument("--max-epochs", type=int, default=15, help="epoch cap for every system")
+    parser.add_argument("--fast-seeds", type=int, default=5, help="runs of --recipe fast")
+    parser.add_argument("--inference", metavar="CKPT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if not args.data_dir or not Path(args.data_dir).is_dir():
+        sys.exit("give --data-dir or set LENET5_DATA to the folder of the MNIST IDX files")
+    if args.inference:
+        print(json.dumps(measure_inference(args.inference, args.data_dir)))
+        return
+    command = "python benchmarks/suite.py " + " ".join(
+        f"--{k.replace('_', '-')} {v}"
+        for k, v in (("max_epochs", args.max_epochs), ("fast_seeds", args.fast_seeds))
+    )
+    data, epochs = str(Path(args.data_dir).resolve()), str(args.max_epochs)
+    systems: dict[str, dict[str, Any]] = {}
+    print("1/5 keras", flush=True)
+    systems["keras"] = peer(
+        [str(peers_python()), "benchmarks/peer_keras.py", data, "--max-epochs", epochs]
+    )
+    print("2/5 pytorch-example", flush=True)
+    systems["pytorch-example"] = peer(
+        [sys.executable, "benchmarks/peer_pytorch.py", data, "--max-epochs", epochs]
+    )
+    with tempfile.TemporaryDirectory(prefix="lenet5-suite-") as tmp:
+        print("3/5 lenet5 (default settings)", flush=True)
+        lenet5 = lenet5_run(["--epochs", epochs, "--data-dir", data], Path(tmp) / "default")
+        print(f"4/5 lenet5 --recipe fast x {args.fast_seeds} seeds", flush=True)
+        fast_runs = [
+            lenet5_run(
+                ["--recipe", "fast", "--seed", str(seed), "--data-dir", data],
+                Path(tmp) / f"fast-{seed}",
+            )
+            for seed in range(args.fast_seeds)
+        ]
+        print("5/5 lenet5 inference", flush=True)
+        checkpoint = str(Path(tmp) / "fast-0")
+        output, _, _ = run_process(
+            [sys.executable, __file__, "--data-dir", data, "--inference", checkpoint], echo=False
+        )
+        inference = last_json(output)
+    lenet5["images_per_s"] = inference["images_per_s"]
+    lenet5["single_image_ms"] = inference["single_forward_ms"]
+    systems = {"lenet5": lenet5, **systems}
+    from lenet5.config import RECIPES
+
+    report = {
+        "command": command,
+        "machine": machine(),
+        "max_epochs": args.max_epochs,
+        "systems": systems,
+        "fast": {
+            "settings": ", ".join(f"{k} {v}" for k, v in RECIPES["fast"].items()),
+            "runs": fast_runs,
+        },
+        "inference": inference,
+    }
+    RAW.parent.mkdir(parents=True, exist_ok=True)
+    tmp_raw = RAW.with_suffix(".tmp")
+    tmp_raw.write_text(json.dumps(report, indent=1) + "\n")
+    tmp_raw.replace(RAW)
+    section = markdown(report)
+    write_doc(section)
+    print(section)
+
+
+if __name__ == "__main__":
+    main()
