@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -15,13 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import schemathesis
+import torch
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from PIL import Image
 from schemathesis.checks import positive_data_acceptance
 
+from lenet5 import serve as serve_module
 from lenet5.checkpoint import load_model
-from lenet5.serve import MAX_BODY_BYTES, create_app, wait_until_serving
+from lenet5.predict import Prediction, predict_inputs
+from lenet5.serve import MAX_BODY_BYTES, Batcher, create_app, wait_until_serving
 from test_preprocess import _png, _png_header_claiming
 
 from conftest import requires_real_data
@@ -274,3 +278,59 @@ def test_drawing_in_a_real_browser(mnist_run: Path, tmp_path: Path) -> None:
     assert "Application shutdown complete" in log
     assert 'POST /api/predict HTTP/1.1" 200' in log  # one line per request
     assert "Traceback" not in log
+
+
+def _inputs(n: int) -> list[np.ndarray]:
+    return [np.random.default_rng(i).integers(0, 256, (28, 28), dtype=np.uint8) for i in range(n)]
+
+
+def test_batcher_runs_concurrent_requests_as_one_batch(
+    synthetic_run: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each request gets the answer it would get alone; requests that wait together share one
+    forward pass; a second event loop (as a test client makes) is served too."""
+    model, _ = load_model(synthetic_run[1])
+    batcher = Batcher(model)
+    sizes: list[int] = []
+
+    def spy(m: torch.nn.Module, xs: list[np.ndarray]) -> list[Prediction]:
+        sizes.append(len(xs))
+        return predict_inputs(m, xs)
+
+    monkeypatch.setattr(serve_module, "predict_inputs", spy)
+    inputs = _inputs(40)
+
+    async def ask_all() -> list[Prediction]:
+        return list(await asyncio.gather(*(batcher.predict(x) for x in inputs)))
+
+    for _ in range(2):  # two loops, one after the other
+        results = asyncio.run(ask_all())
+        alone = [predict_inputs(model, [x])[0] for x in inputs]
+        assert [r.digit for r in results] == [a.digit for a in alone]
+        np.testing.assert_allclose(
+            [r.probabilities for r in results], [a.probabilities for a in alone], atol=1e-6
+        )
+        assert all(np.array_equal(r.image, x) for r, x in zip(results, inputs, strict=True))
+    assert sizes == [40, 40]
+
+
+def test_batcher_hands_a_model_error_to_every_waiting_request(
+    synthetic_run: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, _ = load_model(synthetic_run[1])
+    batcher = Batcher(model)
+
+    def broken(m: torch.nn.Module, xs: list[np.ndarray]) -> list[Prediction]:
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(serve_module, "predict_inputs", broken)
+
+    async def ask_all() -> list[object]:
+        return list(
+            await asyncio.gather(*(batcher.predict(x) for x in _inputs(5)), return_exceptions=True)
+        )
+
+    errors = asyncio.run(ask_all())
+    assert [str(e) for e in errors] == ["out of memory"] * 5
+    monkeypatch.undo()
+    assert asyncio.run(batcher.predict(_inputs(1)[0])).digit in range(10)  # still serving

@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--recipe",
         choices=tuple(RECIPES),
         help="named settings that the other flags then override; 'best' beats the 1998 "
-        "paper, 'fast' reaches 99%% in two epochs (default: tutorial)",
+        "paper, 'fast' reaches 99%% in three epochs (default: tutorial)",
     )
     _add_data_args(t)
     t.add_argument(

@@ -33,7 +33,8 @@ class Prediction:
         return [(int(d), self.probabilities[d]) for d in order]
 
 
-def _predictions(model: nn.Module, inputs: list[np.ndarray]) -> list[Prediction]:
+def predict_inputs(model: nn.Module, inputs: list[np.ndarray]) -> list[Prediction]:
+    """Predictions for preprocessed (28, 28) uint8 inputs, run as one batch."""
     rows: list[list[float]] = predict(model, torch.from_numpy(np.stack(inputs))).cpu().tolist()
     return [
         Prediction(max(range(len(p)), key=p.__getitem__), p, x)
@@ -43,9 +44,9 @@ def _predictions(model: nn.Module, inputs: list[np.ndarray]) -> list[Prediction]
 
 def predict_image(model: nn.Module, image: Image.Image) -> Prediction:
     """Read one digit from any image (preprocessed as MNIST was)."""
-    return _predictions(model, [preprocess(image)])[0]
+    return predict_inputs(model, [preprocess(image)])[0]
 
 
 def predict_digits(model: nn.Module, image: Image.Image) -> list[Prediction]:
     """Read a row of digits (a house number, a year), left to right."""
-    return _predictions(model, split_digits(image))
+    return predict_inputs(model, split_digits(image))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import subprocess
 import time
 from collections.abc import AsyncGenerator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +24,8 @@ from torch import nn
 from lenet5.checkpoint import LAST, resolve_checkpoint
 from lenet5.config import TrainConfig
 from lenet5.models import count_parameters
-from lenet5.predict import Prediction, predict_image
-from lenet5.preprocess import SIZE, ImageError, load_image
+from lenet5.predict import Prediction, predict_inputs
+from lenet5.preprocess import SIZE, ImageError, load_image, preprocess
 from lenet5.summary import layer_table
 
 MAX_BODY_BYTES = 5 * 2**20  # larger requests get 413
@@ -94,6 +96,52 @@ _PREDICT_BODY = {
 }
 
 
+class Batcher:
+    """Runs the model on the inputs of concurrent requests as one batch, in a worker thread.
+
+    While the worker computes one batch (torch releases the GIL, so the event loop goes on
+    reading and preprocessing requests on the other core), the next batch gathers. One image
+    costs 180 us through the model here; a batch of 16 about 1 ms.
+    """
+
+    MAX_BATCH = 64
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.pending: list[tuple[np.ndarray, asyncio.Future[Prediction]]] = []
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="lenet5-model")
+        self.task: asyncio.Task[None] | None = None
+
+    async def predict(self, x: np.ndarray) -> Prediction:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Prediction] = loop.create_future()
+        self.pending.append((x, future))
+        # A test client may run each request in a new event loop: a drain task of another
+        # loop does not count.
+        if self.task is None or self.task.done() or self.task.get_loop() is not loop:
+            self.task = loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.pending:
+            batch = self.pending[: self.MAX_BATCH]
+            del self.pending[: self.MAX_BATCH]
+            inputs = [x for x, _ in batch]
+            try:
+                results = await loop.run_in_executor(
+                    self.executor, predict_inputs, self.model, inputs
+                )
+            except Exception as exc:  # handed to every waiting request
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():  # the client may have gone
+                    future.set_result(result)
+
+
 def _recorded_test_accuracy(checkpoint: Path) -> float | None:
     """The test accuracy the run recorded, when `checkpoint` is its final one."""
     summary = checkpoint.parent.parent / "summary.json"
@@ -116,6 +164,7 @@ def create_app(model: nn.Module, config: TrainConfig, checkpoint: str | Path) ->
         checkpoint=str(checkpoint),
         training_config=config.to_dict(),
     )
+    batcher = Batcher(model)
     app = FastAPI(title="lenet5", version="1", description="Read handwritten digits with LeNet-5.")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -145,9 +194,10 @@ def create_app(model: nn.Module, config: TrainConfig, checkpoint: str | Path) ->
     async def predict(request: Request) -> Response:
         image = await _read_image(request)
         try:
-            result: Prediction = predict_image(model, image)
+            x = preprocess(image)
         except ImageError as exc:
             raise ApiError(422, str(exc)) from None
+        result = await batcher.predict(x)
         # Built by hand: validating 784 numbers again per request would cost a tenth of the
         # request's time; the shape is PredictResponse's (the fuzz test checks every answer).
         body = {
