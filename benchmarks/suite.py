@@ -307,7 +307,9 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}; Python "
         f"{m['python']}, torch {m['torch']} ({m['torch_threads']} threads), "
-        + ", ".join(f"{k} {v}" for k, v in systems["keras"].get("versions", {}).items())
+        + ", ".join(
+            f"{k} {v}" for k, v in report["systems"].get("keras", {}).get("versions", {}).items()
+        )
         + f". Date: {m['date']}. Raw figures: [benchmarks/suite.json](benchmarks/suite.json).",
         "",
         "```sh",
@@ -442,16 +444,25 @@ def write_doc(section: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--data-dir",
         default=os.environ.get("LENET5_DATA"),
         help="MNIST folder (default: $LENET5_DATA)",
     )
-    parser.add_argument("--max-epochs", type=int, default=15, help="epoch cap for every system")
-    parser.add_argument("--fast-seeds", type=int, default=5, help="runs of --recipe fast")
+    parser.add_argument(
+        "--max-epochs", type=int, default=15, help="epoch cap for every system (default: 15)"
+    )
+    parser.add_argument(
+        "--fast-seeds", type=int, default=5, help="runs of --recipe fast (default: 5)"
+    )
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where lenet5 and the PyTorch peer train; on cuda the Keras peer (tensorflow-cpu) "
+        "is left out (default: cpu)",
+    )
     parser.add_argument("--inference", metavar="CKPT", help=argparse.SUPPRESS)
     parser.add_argument(
         "--render", action="store_true", help="only rewrite docs/benchmarks.md from suite.json"
@@ -465,27 +476,35 @@ def main() -> None:
     if args.inference:
         print(json.dumps(measure_inference(args.inference, args.data_dir)))
         return
-    command = "python benchmarks/suite.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}"
-        for k, v in (("max_epochs", args.max_epochs), ("fast_seeds", args.fast_seeds))
+    command = (
+        "python benchmarks/suite.py "
+        + " ".join(
+            f"--{k.replace('_', '-')} {v}"
+            for k, v in (("max_epochs", args.max_epochs), ("fast_seeds", args.fast_seeds))
+        )
+        + (" --device cuda" if args.device == "cuda" else "")
     )
     data, epochs = str(Path(args.data_dir).resolve()), str(args.max_epochs)
     systems: dict[str, dict[str, Any]] = {}
-    print("1/5 keras", flush=True)
-    systems["keras"] = peer(
-        [str(peers_python()), "benchmarks/peer_keras.py", data, "--max-epochs", epochs]
-    )
+    device = ["--device", args.device]
+    if args.device == "cpu":
+        print("1/5 keras", flush=True)
+        systems["keras"] = peer(
+            [str(peers_python()), "benchmarks/peer_keras.py", data, "--max-epochs", epochs]
+        )
     print("2/5 pytorch-example", flush=True)
     systems["pytorch-example"] = peer(
-        [sys.executable, "benchmarks/peer_pytorch.py", data, "--max-epochs", epochs]
+        [sys.executable, "benchmarks/peer_pytorch.py", data, "--max-epochs", epochs, *device]
     )
     with tempfile.TemporaryDirectory(prefix="lenet5-suite-") as tmp:
         print("3/5 lenet5 (default settings)", flush=True)
-        lenet5 = lenet5_run(["--epochs", epochs, "--data-dir", data], Path(tmp) / "default")
+        lenet5 = lenet5_run(
+            ["--epochs", epochs, "--data-dir", data, *device], Path(tmp) / "default"
+        )
         print(f"4/5 lenet5 --recipe fast x {args.fast_seeds} seeds", flush=True)
         fast_runs = [
             lenet5_run(
-                ["--recipe", "fast", "--seed", str(seed), "--data-dir", data],
+                ["--recipe", "fast", "--seed", str(seed), "--data-dir", data, *device],
                 Path(tmp) / f"fast-{seed}",
             )
             for seed in range(args.fast_seeds)
