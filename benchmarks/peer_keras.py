@@ -2,8 +2,8 @@
 
 Runs in the peer environment (benchmarks/requirements-peers.txt), not the project's, so it reads
 the IDX files itself. Trains with `model.fit` (Adam 0.001, batch 128, reshuffled every epoch)
-until the test accuracy reaches --target or --max-epochs pass, then measures inference; prints
-one JSON object. Time per epoch is the fit time of that epoch (evaluation excluded).
+until the test accuracy reaches --target or --max-epochs pass, then measures inference, as
+benchmarks/peer_protocol.py says.
 
     python benchmarks/peer_keras.py DATA_DIR [--max-epochs 15] [--seed 0]
 """
@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import os
-import statistics
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no oneDNN/CUDA banners in the output
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np
+from peer_protocol import report, time_inference, train_to_target
 
 
 def read_idx(directory: Path, base: str, offset: int) -> np.ndarray:
@@ -52,7 +50,6 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.99)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    started = time.perf_counter()
 
     import keras
     import tensorflow as tf
@@ -78,46 +75,20 @@ def main() -> None:
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    epochs: list[dict[str, float]] = []
-    seconds_to_target = None
-    for epoch in range(1, args.max_epochs + 1):
-        t0 = time.perf_counter()
-        model.fit(x, y, batch_size=128, epochs=1, shuffle=True, verbose=0)
-        seconds = time.perf_counter() - t0
-        _, accuracy = model.evaluate(xt, yt, batch_size=1000, verbose=0)
-        epochs.append({"epoch": epoch, "seconds": seconds, "test_accuracy": float(accuracy)})
-        print(f"keras epoch {epoch}: {seconds:.1f} s, test {accuracy:.4f}", flush=True)
-        if accuracy >= args.target:
-            seconds_to_target = sum(e["seconds"] for e in epochs)
-            break
-    wall_to_target = time.perf_counter() - started if seconds_to_target else None
-
-    # Inference: the compiled predict step on batches of 1,000, then one image at a time.
-    batch = 1000
+    epochs = train_to_target(
+        "keras",
+        lambda: model.fit(x, y, batch_size=128, epochs=1, shuffle=True, verbose=0),
+        lambda: model.evaluate(xt, yt, batch_size=1000, verbose=0)[1],
+        args.max_epochs,
+        args.target,
+    )
+    # Inference through a compiled predict step.
     predict = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
-    for _ in range(2):
-        predict(xt[:batch])
-    t0 = time.perf_counter()
-    for start in range(0, len(xt), batch):
-        predict(xt[start : start + batch]).numpy()
-    images_per_s = len(xt) / (time.perf_counter() - t0)
-    single = []
-    for i in range(300):
-        t0 = time.perf_counter()
-        predict(xt[i : i + 1]).numpy()
-        single.append(time.perf_counter() - t0)
-    print(
-        json.dumps(
-            {
-                "system": "keras",
-                "versions": {"keras": keras.__version__, "tensorflow": tf.__version__},
-                "epochs": epochs,
-                "seconds_to_target": seconds_to_target,
-                "wall_to_target": wall_to_target,
-                "images_per_s": images_per_s,
-                "single_image_ms": statistics.median(single[50:]) * 1e3,
-            }
-        )
+    report(
+        "keras",
+        {"keras": keras.__version__, "tensorflow": tf.__version__},
+        epochs,
+        **time_inference(lambda images: predict(images).numpy(), xt),
     )
 
 

@@ -2,8 +2,8 @@
 official PyTorch MNIST example (pytorch/examples, mnist/main.py): a `DataLoader` over a
 `TensorDataset`, batch 128, shuffled, Adam 0.001, `model.train()` / `model.eval()` loops.
 
-Trains until the test accuracy reaches --target or --max-epochs pass, then measures inference;
-prints one JSON object. Time per epoch is the training loop only (evaluation excluded).
+Trains until the test accuracy reaches --target or --max-epochs pass, then measures inference, as
+benchmarks/peer_protocol.py says.
 
     python benchmarks/peer_pytorch.py DATA_DIR [--max-epochs 15] [--seed 0] [--device cpu]
 """
@@ -11,19 +11,15 @@ prints one JSON object. Time per epoch is the training loop only (evaluation exc
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import time
 from pathlib import Path
 
-started = time.perf_counter()
+import torch
+import torch.nn.functional as F
+from peer_protocol import report, time_inference, train_to_target
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
-
-from lenet5.data import load_splits  # noqa: E402  (the same IDX files and split as everyone)
+from lenet5.data import load_splits  # (the same IDX files and split as everyone)
 
 
 class Net(nn.Module):
@@ -86,47 +82,19 @@ def main() -> None:
     test_loader = DataLoader(test_set, batch_size=1000)
     model = Net().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
-    epochs: list[dict[str, float]] = []
-    seconds_to_target = None
-    for epoch in range(1, args.max_epochs + 1):
-        t0 = time.perf_counter()
-        train(model, device, train_loader, optimizer)
-        seconds = time.perf_counter() - t0
-        accuracy = test(model, device, test_loader)
-        epochs.append({"epoch": epoch, "seconds": seconds, "test_accuracy": accuracy})
-        print(f"pytorch-example epoch {epoch}: {seconds:.1f} s, test {accuracy:.4f}", flush=True)
-        if accuracy >= args.target:
-            seconds_to_target = sum(e["seconds"] for e in epochs)
-            break
-    wall_to_target = time.perf_counter() - started if seconds_to_target else None
-
-    model.eval()
-    x = test_set.tensors[0].to(device)
-    with torch.no_grad():
-        for _ in range(2):
-            model(x[:1000])
-        t0 = time.perf_counter()
-        for batch in test_loader:
-            model(batch[0].to(device)).cpu()
-        images_per_s = len(x) / (time.perf_counter() - t0)
-        single = []
-        for i in range(300):
-            t0 = time.perf_counter()
-            model(x[i : i + 1]).cpu()
-            single.append(time.perf_counter() - t0)
-    print(
-        json.dumps(
-            {
-                "system": "pytorch-example",
-                "versions": {"torch": torch.__version__},
-                "epochs": epochs,
-                "seconds_to_target": seconds_to_target,
-                "wall_to_target": wall_to_target,
-                "images_per_s": images_per_s,
-                "single_image_ms": statistics.median(single[50:]) * 1e3,
-            }
-        )
+    epochs = train_to_target(
+        "pytorch-example",
+        lambda: train(model, device, train_loader, optimizer),
+        lambda: test(model, device, test_loader),
+        args.max_epochs,
+        args.target,
     )
+    model.eval()
+    with torch.no_grad():
+        inference = time_inference(
+            lambda images: model(images).cpu(), test_set.tensors[0].to(device)
+        )
+    report("pytorch-example", {"torch": torch.__version__}, epochs, **inference)
 
 
 if __name__ == "__main__":
