@@ -10,7 +10,6 @@ benchmarks/peer_protocol.py says.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import os
 from pathlib import Path
@@ -19,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no oneDNN/CUDA banners in 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np
-from peer_protocol import report, time_inference, train_to_target
+from peer_protocol import argument_parser, report, time_inference, train_to_target
 
 
 def read_idx(directory: Path, base: str, offset: int) -> np.ndarray:
@@ -44,12 +43,7 @@ def load(directory: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data_dir", type=Path)
-    parser.add_argument("--max-epochs", type=int, default=15)
-    parser.add_argument("--target", type=float, default=0.99)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = argument_parser(__doc__.splitlines()[0]).parse_args()
 
     import keras
     import tensorflow as tf

@@ -7,13 +7,25 @@ prints the one JSON object that benchmarks/suite.py reads from the last line of 
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import time
 from collections.abc import Callable, Sized
+from pathlib import Path
 from typing import Any
 
 BATCH = 1000  # inference batch, as for lenet5
+
+
+def argument_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every peer takes: DATA_DIR, --max-epochs, --target, --seed."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("data_dir", type=Path, help="folder of the four MNIST IDX files")
+    parser.add_argument("--max-epochs", type=int, default=15, help="(default: 15)")
+    parser.add_argument("--target", type=float, default=0.99, help="test accuracy (default: 0.99)")
+    parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    return parser
 
 
 def train_to_target(

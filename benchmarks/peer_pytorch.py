@@ -10,12 +10,9 @@ benchmarks/peer_protocol.py says.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
-from peer_protocol import report, time_inference, train_to_target
+from peer_protocol import argument_parser, report, time_inference, train_to_target
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -65,12 +62,8 @@ def dataset(images: torch.Tensor, labels: torch.Tensor) -> TensorDataset:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data_dir", type=Path)
-    parser.add_argument("--max-epochs", type=int, default=15)
-    parser.add_argument("--target", type=float, default=0.99)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
+    parser = argument_parser(__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="(default: cpu)")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
