@@ -1,0 +1,53 @@
+"""The benchmark suite's bookkeeping (the suite itself runs on demand: benchmarks/suite.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import peer_protocol
+import pytest
+import suite
+
+
+def test_peers_stop_at_the_first_epoch_that_reaches_the_target() -> None:
+    accuracies = iter([0.97, 0.985, 0.9901, 0.995])
+    trained: list[int] = []
+    epochs = peer_protocol.train_to_target(
+        "fake", lambda: trained.append(1), lambda: next(accuracies), 10, 0.99
+    )
+    assert [e["epoch"] for e in epochs] == [1, 2, 3] and len(trained) == 3
+    figures = suite.epoch_figures(
+        [{**e, "seconds": s} for e, s in zip(epochs, [2.0, 4.0, 3.0], strict=True)]
+    )
+    assert figures["epochs_to_target"] == 3
+    assert figures["seconds_to_target"] == 9.0
+    assert (figures["epoch_s_min"], figures["epoch_s_median"]) == (2.0, 3.0)
+
+
+def test_a_system_that_never_reaches_the_target_has_no_time_to_it() -> None:
+    epochs = [{"epoch": 1, "seconds": 1.0, "test_accuracy": 0.98}]
+    figures = suite.epoch_figures(epochs)
+    assert figures["epochs_to_target"] is None and figures["seconds_to_target"] is None
+
+
+def test_docs_hold_the_rendering_of_the_committed_raw_figures() -> None:
+    """docs/benchmarks.md's suite section is exactly what suite.json renders to."""
+    report = json.loads(suite.RAW.read_text())
+    section = suite.markdown(report)
+    assert section in suite.DOC.read_text()
+    assert "| lenet5 --recipe fast |" in section and "| keras |" in section
+
+
+def test_write_doc_replaces_only_the_suite_section(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = tmp_path / "benchmarks.md"
+    monkeypatch.setattr(suite, "DOC", doc)
+    doc.write_text("# Benchmarks\n\nserve section\n")
+    suite.write_doc(f"{suite.START}\nfirst\n{suite.END}\n")  # no section yet: appended
+    doc.write_text(doc.read_text() + "\nnotes after\n")
+    suite.write_doc(f"{suite.START}\nsecond\n{suite.END}\n")
+    assert doc.read_text() == (
+        f"# Benchmarks\n\nserve section\n\n{suite.START}\nsecond\n{suite.END}\n\nnotes after\n"
+    )
