@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,27 @@ def lenet5_run(args: list[str], run_dir: Path) -> dict[str, Any]:
     }
 
 
+def median_ms(run: Callable[[], object], repeats: int = 500, warm_up: int = 100) -> float:
+    """Median milliseconds of `run()` over `repeats` calls, the first `warm_up` not counted."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[warm_up:]) * 1e3
+
+
+def best_rate(run_batch: Callable[[int, int], object], n: int, batch: int) -> float:
+    """Images per second: the best of 3 passes of `run_batch(start, stop)` over n images."""
+    rates = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for start in range(0, n, batch):
+            run_batch(start, start + batch)
+        rates.append(n / (time.perf_counter() - t0))
+    return max(rates)
+
+
 def measure_inference(checkpoint: str, data_dir: str) -> dict[str, Any]:
     """lenet5's inference figures (run in a fresh process: `suite.py --inference CKPT`)."""
     import numpy as np
@@ -144,61 +166,43 @@ def measure_inference(checkpoint: str, data_dir: str) -> dict[str, Any]:
     from lenet5.preprocess import load_image
 
     model, _ = load_model(checkpoint)
-    test = load_splits("mnist", data_dir, download_missing=False, progress=False).test
-    batch = 1000
+    images = load_splits("mnist", data_dir, download_missing=False, progress=False).test.images
+    n, batch = len(images), 1000
     result: dict[str, Any] = {"batch": batch}
-
-    # Latency first: onnxruntime's worker threads keep spinning for a while after a run.
-    def latency_ms(png: bytes) -> float:
-        times = []
-        for _ in range(500):
-            t0 = time.perf_counter()
-            predict_image(model, load_image(png))
-            times.append(time.perf_counter() - t0)
-        return statistics.median(times[100:]) * 1e3
 
     def png_bytes(image: Image.Image) -> bytes:
         out = io.BytesIO()
         image.save(out, format="PNG")
         return out.getvalue()
 
-    forward = []
-    for i in range(500):  # as the peers measure it: one preprocessed image through the model
-        t0 = time.perf_counter()
-        predict(model, test.images[i : i + 1])
-        forward.append(time.perf_counter() - t0)
-    result["single_forward_ms"] = statistics.median(forward[100:]) * 1e3
-    digit = test.images[0].numpy()
+    # Latency first: onnxruntime's worker threads keep spinning for a while after a run.
+    # As the peers measure it: one preprocessed image through the model.
+    result["single_forward_ms"] = median_ms(lambda: predict(model, images[:1]))
+    digit = images[0].numpy()
     canvas = Image.fromarray(255 - digit).resize((280, 280), Image.Resampling.BILINEAR)
-    result["single_image_ms"] = latency_ms(png_bytes(Image.fromarray(digit)))
-    result["single_image_280px_ms"] = latency_ms(png_bytes(canvas))
-    # Throughput through the library's batch path (uint8 in, probabilities out), best of 3.
-    for name, fast in (("images_per_s", model), ("images_per_s_channels_last", None)):
-        if fast is None:
-            fast = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        rates = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            for start in range(0, len(test), batch):
-                predict(fast, test.images[start : start + batch])
-            rates.append(len(test) / (time.perf_counter() - t0))
-        result[name] = max(rates)
-    model = model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+    for name, png in (
+        ("single_image_ms", png_bytes(Image.fromarray(digit))),
+        ("single_image_280px_ms", png_bytes(canvas)),
+    ):
+        result[name] = median_ms(lambda png=png: predict_image(model, load_image(png)))
+    # Throughput through the library's batch path (uint8 in, probabilities out).
+    result["images_per_s"] = best_rate(lambda a, b: predict(model, images[a:b]), n, batch)
+    model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    result["images_per_s_channels_last"] = best_rate(
+        lambda a, b: predict(model, images[a:b]), n, batch
+    )
+    model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     try:
         from lenet5.export import export_onnx, onnx_session
 
         with tempfile.TemporaryDirectory() as tmp:
             export_onnx(model, Path(tmp) / "m.onnx")
             session = onnx_session(Path(tmp) / "m.onnx")
-            x = test.images.unsqueeze(1).float().div(255).numpy()
-            rates = []
-            for _ in range(3):
-                t0 = time.perf_counter()
-                for start in range(0, len(x), batch):
-                    session.run(None, {"input": x[start : start + batch]})
-                rates.append(len(x) / (time.perf_counter() - t0))
-            result["images_per_s_onnxruntime"] = max(rates)
-            del session
+            x = images.unsqueeze(1).float().div(255).numpy()
+            result["images_per_s_onnxruntime"] = best_rate(
+                lambda a, b, run=session.run: run(None, {"input": x[a:b]}), n, batch
+            )
+            del session  # its threads would spin through the training profile below
     except ImportError:
         result["images_per_s_onnxruntime"] = None
 

@@ -302,8 +302,8 @@ def serve(checkpoint: str | Path, host: str = "127.0.0.1", port: int = 8000) -> 
 
     from lenet5.checkpoint import load_model
 
-    # Requests are single images: one thread each, and PyTorch's own convolution, which takes
-    # 180 us per image here against oneDNN's 330 us (oneDNN pays off on large batches only).
+    # The model sees one image or a small batch at a time: one thread, and PyTorch's own
+    # convolution, which takes 180 us per image here against oneDNN's 330 us.
     torch.set_num_threads(1)
     torch.backends.mkldnn.enabled = False  # type: ignore[assignment]
     model, config = load_model(checkpoint)
