@@ -112,7 +112,9 @@ def wrk(url: str, script: Path, png: Path, seconds: int, connections: int, threa
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint")
+    parser.add_argument(
+        "checkpoint", nargs="?", help="checkpoint or run directory (default: the bundled model)"
+    )
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
@@ -125,8 +127,9 @@ def main() -> int:
         sys.exit("needs wrk: apt-get install wrk")
 
     port = free_port()
+    model = ["--model", args.checkpoint] if args.checkpoint else []
     server = subprocess.Popen(
-        [sys.executable, "-m", "lenet5", "serve", args.checkpoint, "--port", str(port)],
+        [sys.executable, "-m", "lenet5", "serve", *model, "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # one log line per request

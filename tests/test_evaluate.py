@@ -41,7 +41,7 @@ def test_cli_matches_the_recorded_test_accuracy(
     synthetic_run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     directory, run = synthetic_run
-    assert main(["evaluate", str(run), "--data-dir", str(directory), "--json"]) == 0
+    assert main(["evaluate", "--model", str(run), "--data-dir", str(directory), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     recorded = json.loads((run / "summary.json").read_text())
     assert report["accuracy"] == recorded["test_accuracy"]  # to the last digit
@@ -56,6 +56,7 @@ def test_cli_text_report_and_plots(
     code = main(
         [
             "evaluate",
+            "--model",
             str(run / "checkpoints" / "best.pt"),
             "--data-dir",
             str(directory),
@@ -67,14 +68,14 @@ def test_cli_text_report_and_plots(
     )
     assert code == 0
     out = capsys.readouterr().out
-    assert out.startswith("val split: 5000 images, accuracy")
+    assert out.startswith("mnist val split: 5000 images, accuracy")
     assert "confusion matrix (rows: true digit" in out
     for name in ("confusion_matrix.png", "confident_errors.png"):
         assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cli_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["evaluate", str(tmp_path / "nothing")]) == 1
+    assert main(["evaluate", "--model", str(tmp_path / "nothing")]) == 1
     assert capsys.readouterr().err.strip() == (
         f"lenet5: error: {tmp_path / 'nothing'}: no such checkpoint"
     )

@@ -47,6 +47,7 @@ def test_cli_export_and_verify(
     code = main(
         [
             "export",
+            "--model",
             str(run),
             "--format",
             "onnx",
@@ -65,7 +66,9 @@ def test_cli_export_and_verify(
 
 def test_cli_export_bad_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "junk.pt").write_bytes(b"junk")
-    assert main(["export", str(tmp_path / "junk.pt"), "-o", str(tmp_path / "m.onnx")]) == 1
+    assert (
+        main(["export", "--model", str(tmp_path / "junk.pt"), "-o", str(tmp_path / "m.onnx")]) == 1
+    )
     assert "not a readable lenet5 checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
 

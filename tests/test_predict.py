@@ -48,8 +48,8 @@ def images(tmp_path: Path) -> Path:
     return folder
 
 
-def _predict(*args: str) -> int:
-    return main(["predict", *args])
+def _predict(model: str, *args: str) -> int:
+    return main(["predict", "--model", model, *args])
 
 
 def test_bad_inputs_do_not_stop_the_others(
@@ -201,7 +201,7 @@ def test_reads_a_year_with_multi(
     assert "".join(str(p.digit) for p in predict_digits(model, paper)) == "2024"
     path = tmp_path / "year.png"
     paper.save(path)
-    assert main(["predict", str(mnist_run), str(path), "--multi", "--json"]) == 0
+    assert main(["predict", "--model", str(mnist_run), str(path), "--multi", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["number"] == "2024"
 
 

@@ -233,7 +233,7 @@ def test_drawing_in_a_real_browser(mnist_run: Path, tmp_path: Path) -> None:
 
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "lenet5", "serve", str(mnist_run), "--port", str(port)],
+        [sys.executable, "-m", "lenet5", "serve", "--model", str(mnist_run), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

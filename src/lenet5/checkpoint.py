@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -18,6 +20,11 @@ FORMAT = "lenet5-checkpoint"
 VERSION = 1
 LAST = Path("checkpoints") / "last.pt"
 BEST = Path("checkpoints") / "best.pt"
+# The pretrained model shipped inside the package, and its card: the SHA-256 of the weights
+# file and the figures measured on it (docs/model-card.md tells how it was made).
+BUNDLED_NAME = "lenet5-robust"
+BUNDLED = Path(__file__).parent / "weights" / f"{BUNDLED_NAME}.pt"
+BUNDLED_CARD = BUNDLED.with_suffix(".json")
 
 
 _UMASK = os.umask(0)
@@ -75,9 +82,12 @@ def save_checkpoint(
     atomic_write(path, lambda f: torch.save(state, f))
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
+def resolve_checkpoint(path: str | Path | None) -> Path:
     """A checkpoint file, or a run directory: its last checkpoint, the model whose test accuracy
-    the run reports (checkpoints/best.pt is the best by validation accuracy)."""
+    the run reports (checkpoints/best.pt is the best by validation accuracy); None: the bundled
+    model."""
+    if path is None:
+        return BUNDLED
     path = Path(path)
     if path.is_dir():
         path = path / LAST
@@ -86,14 +96,41 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint file or run directory safely: tensors and plain data only."""
+def bundled_card() -> dict[str, Any]:
+    """The bundled model's card: sha256, source run, recipe, measured accuracies."""
+    try:
+        card: dict[str, Any] = json.loads(BUNDLED_CARD.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"{BUNDLED_CARD}: the bundled model's card is unreadable ({exc}); reinstall lenet5"
+        ) from None
+    return card
+
+
+def _check_bundled(path: Path) -> None:
+    """Refuse a bundled weights file whose bytes are not the ones its card records."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != bundled_card().get("sha256"):
+        raise CheckpointError(
+            f"{path}: the bundled model is damaged (its SHA-256 differs from the one in "
+            f"{BUNDLED_CARD.name}); reinstall lenet5 or name another with --model"
+        )
+
+
+def load_checkpoint(
+    path: str | Path | None, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """Load a checkpoint file or run directory safely: tensors and plain data only (None: the
+    bundled model, checked against its recorded SHA-256 first)."""
     path = resolve_checkpoint(path)
+    if path == BUNDLED:
+        _check_bundled(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # unpickling refused, truncated zip, not a torch file...
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable lenet5 checkpoint ({first_line})") from None
+        raise CheckpointError(
+            f"{path}: not a readable lenet5 checkpoint ({_first_line(exc)})"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a lenet5 checkpoint")
     if state.get("version", 0) > VERSION:
@@ -104,16 +141,28 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def load_model(
-    path: str | Path, device: str | torch.device = "cpu"
+    path: str | Path | None = None, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, TrainConfig]:
-    """Rebuild a trained model (in eval mode) and its config from a checkpoint or run directory."""
+    """Rebuild a trained model (in eval mode) and its config from a checkpoint or run directory
+    (None: the bundled model)."""
     state = load_checkpoint(path, map_location=device)
-    config = TrainConfig.from_dict(state["config"])
-    model = build_model(config.model, config.dropout, init="pytorch")
+    path = resolve_checkpoint(path)
+    try:
+        config = TrainConfig.from_dict(state["config"])
+        model = build_model(config.model, config.dropout, init="pytorch")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(
+            f"{path}: no model this lenet5 can build ({_first_line(exc)})"
+        ) from None
     try:
         model.load_state_dict(state["model"])
-    except RuntimeError as exc:
+    except (KeyError, RuntimeError) as exc:
         raise CheckpointError(
-            f"{path}: weights do not fit a {config.model} model ({exc})"
+            f"{path}: its weights do not fit a {config.model} model ({_first_line(exc)})"
         ) from None
     return model.to(device).eval(), config
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -56,11 +56,17 @@ def per_class_metrics(confusion: list[list[int]]) -> list[dict[str, float]]:
     return rows
 
 
+def describe_split(report: dict[str, Any]) -> str:
+    """The split as words: "mnist test split", or the data set's name where it has no splits."""
+    split = report.get("split")
+    return f"{report['dataset']} {split} split" if split else report["dataset"]
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The evaluation as text: headline figures, per-class table, confusion matrix."""
     lines = [
-        f"{report['split']} split: {report['examples']} images, accuracy {report['accuracy']:.4f},"
-        f" loss {report['loss']:.4f}",
+        f"{describe_split(report)}: {report['examples']} images, accuracy "
+        f"{report['accuracy']:.4f}, loss {report['loss']:.4f}",
         "",
         "class  precision  recall      f1  support",
     ]

@@ -21,7 +21,7 @@ from PIL import Image
 from pydantic import BaseModel, Field, ValidationError
 from torch import nn
 
-from lenet5.checkpoint import LAST, resolve_checkpoint
+from lenet5.checkpoint import BUNDLED, BUNDLED_NAME, LAST, bundled_card, resolve_checkpoint
 from lenet5.config import TrainConfig
 from lenet5.models import count_parameters
 from lenet5.predict import Prediction, predict_inputs
@@ -62,6 +62,8 @@ class ErrorResponse(BaseModel):
 
 
 class ModelInfo(BaseModel):
+    name: str = Field(description=f"'{BUNDLED_NAME} (bundled)' or the checkpoint's path")
+    bundled: bool = Field(description="whether this is the model shipped inside the package")
     architecture: str
     parameters: int
     layers: list[dict[str, Any]]
@@ -144,7 +146,10 @@ class Batcher:
 
 
 def _recorded_test_accuracy(checkpoint: Path) -> float | None:
-    """The test accuracy the run recorded, when `checkpoint` is its final one."""
+    """The test accuracy the run (or the bundled model's card) recorded, when `checkpoint` is
+    its final one."""
+    if checkpoint == BUNDLED:
+        return float(bundled_card()["test_accuracy"])
     summary = checkpoint.parent.parent / "summary.json"
     if checkpoint.name != LAST.name or not summary.is_file():
         return None
@@ -154,10 +159,12 @@ def _recorded_test_accuracy(checkpoint: Path) -> float | None:
         return None
 
 
-def create_app(model: nn.Module, config: TrainConfig, checkpoint: str | Path) -> FastAPI:
-    """The web app around a loaded model."""
+def create_app(model: nn.Module, config: TrainConfig, checkpoint: str | Path | None) -> FastAPI:
+    """The web app around a loaded model (checkpoint None: the bundled one)."""
     checkpoint = resolve_checkpoint(checkpoint)
     info = ModelInfo(
+        name=f"{BUNDLED_NAME} (bundled)" if checkpoint == BUNDLED else str(checkpoint),
+        bundled=checkpoint == BUNDLED,
         architecture=config.model,
         parameters=count_parameters(model),
         layers=[{**r, "output_shape": list(r["output_shape"])} for r in layer_table(model)],
@@ -296,8 +303,8 @@ def _pixels_image(body: bytes) -> Image.Image:
     return Image.fromarray(np.round(array * 255).astype(np.uint8))
 
 
-def serve(checkpoint: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the app with uvicorn until Ctrl-C or SIGTERM."""
+def serve(checkpoint: str | Path | None, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the app with uvicorn until Ctrl-C or SIGTERM (checkpoint None: the bundled model)."""
     import uvicorn
 
     from lenet5.checkpoint import load_model

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from lenet5.augment import random_affine
+from lenet5.augment import Distortion
 from lenet5.checkpoint import BEST, LAST, atomic_write_text, load_checkpoint, save_checkpoint
 from lenet5.config import TrainConfig
 from lenet5.data import DATASETS, Split, Splits, batches, to_float
@@ -57,7 +57,16 @@ def check_config(config: TrainConfig) -> None:
     for name in ("batch_size", "epochs", "eval_batch_size"):
         if getattr(config, name) <= 0:
             raise TrainingError(f"{name} must be positive, got {getattr(config, name)}")
-    for name in ("weight_decay", "augment", "train_subset"):
+    for name in (
+        "weight_decay",
+        "augment",
+        "shear",
+        "aspect",
+        "elastic",
+        "stroke",
+        "fonts",
+        "train_subset",
+    ):
         if getattr(config, name) < 0:
             raise TrainingError(f"{name} must not be negative, got {getattr(config, name)}")
     if not 0.0 <= config.label_smoothing < 1.0:
@@ -134,6 +143,22 @@ def init_model(config: TrainConfig, device: torch.device) -> nn.Module:
     return model
 
 
+def training_split(config: TrainConfig, train: Split) -> Split:
+    """The images a run trains on: MNIST's training split (or its first `train_subset`), then
+    `fonts` copies of the font-rendered digits."""
+    if config.train_subset:
+        train = train.subset(config.train_subset)
+    if config.fonts:
+        from lenet5.fonts import font_digits
+
+        extra = font_digits()
+        train = Split(
+            torch.cat([train.images, extra.images.repeat(config.fonts, 1, 1)]),
+            torch.cat([train.labels, extra.labels.repeat(config.fonts)]),
+        )
+    return train
+
+
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """Each epoch's shuffle depends on (seed, epoch) only, so a resumed run reshuffles alike."""
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
@@ -147,7 +172,7 @@ def train_one_epoch(
     generator: torch.Generator,
     on_step: Callable[[float, float], None] | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-    augment: float = 0.0,
+    augment: Distortion | None = None,
     label_smoothing: float = 0.0,
     shard: tuple[int, int] = (0, 1),
 ) -> dict[str, float]:
@@ -157,7 +182,7 @@ def train_one_epoch(
     loss_sum, correct, seen = 0.0, 0, 0
     for step, (x, y) in enumerate(batches(split, batch_size, generator, shard)):
         if augment:
-            x = random_affine(x, augment)
+            x = augment(x)
         logits = model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
         loss_value = loss.item()
@@ -320,8 +345,8 @@ def fit(
         run_dir.mkdir(parents=True, exist_ok=True)
     model = init_model(config, device)
     optimizer = make_optimizer(config, model)
-    train = splits.train.subset(config.train_subset) if config.train_subset else splits.train
-    train, val, test = train.to(device), splits.val.to(device), splits.test.to(device)
+    train = training_split(config, splits.train).to(device)
+    val, test = splits.val.to(device), splits.test.to(device)
     if world == 1:
         steps = math.ceil(len(train) / config.batch_size)
     else:
@@ -375,7 +400,7 @@ def fit(
                 epoch_generator(config.seed, epoch),
                 logger.on_step,
                 scheduler,
-                config.augment,
+                config.distortion,
                 config.label_smoothing,
                 (rank, world),
             )
@@ -464,7 +489,7 @@ def _follow(
             epoch_generator(config.seed, epoch),
             None,
             scheduler,
-            config.augment,
+            config.distortion,
             config.label_smoothing,
             (rank, world),
         )

@@ -157,3 +157,7 @@ function showOnPad(file) {
 }
 
 clearPad();
+fetch("/api/model")
+  .then((response) => response.json())
+  .then((info) => { document.getElementById("model-name").textContent = info.name; })
+  .catch(() => {});

@@ -1,0 +1,83 @@
+"""Make a trained robust run the model shipped inside the package, with its card.
+
+    LENET5_DATA=../shared/data/mnist python scripts/bundle_model.py runs/robust
+
+writes src/lenet5/weights/lenet5-robust.pt (the run's final weights and config, no optimizer
+state) and lenet5-robust.json (its SHA-256, the command that trains it, and the accuracies
+measured here on MNIST and scikit-learn's UCI digits). docs/model-card.md quotes the figures;
+tests/test_bundled.py checks them against the weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+
+from lenet5.checkpoint import (
+    BUNDLED,
+    BUNDLED_CARD,
+    atomic_write,
+    atomic_write_text,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+)
+from lenet5.config import RECIPES, TrainConfig
+from lenet5.data import load_splits
+from lenet5.evaluate import evaluate
+from lenet5.uci import load_uci_digits
+
+RECIPE = "robust"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path, help="a finished `lenet5 train --recipe robust` run")
+    args = parser.parse_args()
+    state = load_checkpoint(args.run_dir)
+    config = TrainConfig.from_dict(state["config"])
+    recipe = TrainConfig(**RECIPES[RECIPE], seed=config.seed)
+    if config != recipe:
+        changed = [
+            f.name
+            for f in dataclasses.fields(TrainConfig)
+            if getattr(config, f.name) != getattr(recipe, f.name)
+        ]
+        raise SystemExit(f"{args.run_dir} is not a plain --recipe {RECIPE} run: {changed} differ")
+    if state["epoch"] != config.epochs:
+        raise SystemExit(f"{args.run_dir} has not finished ({state['epoch']}/{config.epochs})")
+    model, _ = load_model(args.run_dir)
+    with tempfile.TemporaryDirectory() as tmp:  # weights only, written like any checkpoint
+        slim = Path(tmp) / "model.pt"
+        save_checkpoint(
+            slim,
+            config=config,
+            model=model,
+            epoch=state["epoch"],
+            best_val_accuracy=state["best_val_accuracy"],
+        )
+        raw = slim.read_bytes()
+    splits = load_splits(progress=False)
+    card = {
+        "name": BUNDLED.stem,
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "command": f"lenet5 train --recipe {RECIPE} --seed {config.seed}",
+        "recipe": RECIPE,
+        "seed": config.seed,
+        "epochs": config.epochs,
+        "test_accuracy": evaluate(model, splits.test)["accuracy"],
+        "val_accuracy": evaluate(model, splits.val)["accuracy"],
+        "uci_digits_accuracy": evaluate(model, load_uci_digits())["accuracy"],
+        "config": config.to_dict(),
+    }
+    atomic_write(BUNDLED, lambda f: f.write(raw))
+    atomic_write_text(BUNDLED_CARD, json.dumps(card, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in card.items() if k != "config"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
