@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from lenet5.augment import Distortion, change_stroke, elastic_field
+from lenet5.augment import Distortion, change_stroke, elastic_field, random_low_resolution
 from lenet5.config import RECIPES, TrainConfig
 
 
@@ -51,7 +51,7 @@ def test_affine_part_repeats_the_best_recipe_exactly() -> None:
 def test_no_distortion_is_falsy_and_each_part_counts() -> None:
     assert not Distortion()
     assert not TrainConfig().distortion
-    for field in ("affine", "shear", "aspect", "elastic", "stroke"):
+    for field in ("affine", "shear", "aspect", "elastic", "stroke", "blur"):
         assert Distortion(**{field: 0.5})
 
 
@@ -91,7 +91,7 @@ def test_aspect_changes_width_not_height() -> None:
         widths.append(float(y.sum(dim=0).gt(0.5 * 8).sum()))
         heights.append(float(y.sum(dim=1).gt(0.5 * 16 / 1.2).sum()))
     # Sampling at x * (1 + a) shrinks the width by 1 / (1 + a), a in [-0.2, 0.2].
-    assert 16 / 1.2 - 1 <= min(widths) and max(widths) <= 16 / 0.8 + 1
+    assert min(widths) >= 16 / 1.2 - 1 and max(widths) <= 16 / 0.8 + 1
     assert max(widths) - min(widths) >= 4
     assert set(heights) == {8.0}
 
@@ -137,3 +137,18 @@ def test_thinning_keeps_a_thin_stroke_bright() -> None:
     faint[..., 14] = 1.0  # the core of the stroke
     thinned = change_stroke(faint, -torch.full((1, 1, 1, 1), 0.7))
     assert float(thinned.max()) == pytest.approx(1.0)
+
+
+def test_low_resolution_blurs_about_half_the_batch_and_keeps_the_peak() -> None:
+    torch.manual_seed(0)
+    x = _bar(width=2).repeat(200, 1, 1, 1)
+    y = random_low_resolution(x, 0.6)
+    changed = (y - x).abs().flatten(1).amax(1) > 1e-6
+    assert 70 <= int(changed.sum()) <= 130
+    torch.testing.assert_close(y.flatten(1).amax(1), x.flatten(1).amax(1))
+
+    def variation(images: torch.Tensor) -> torch.Tensor:
+        return (images[..., 1:] - images[..., :-1]).abs().flatten(1).sum(1)
+
+    assert bool((variation(y[changed]) < variation(x[changed])).all())  # smoother edges
+    assert torch.equal(random_low_resolution(x, 0.0), x)

@@ -69,9 +69,10 @@ def test_cli_evaluates_uci_digits(
 def test_font_digits_every_digit_in_every_font() -> None:
     fonts = font_digits()
     count = len(FONT_FILES)
-    assert len(fonts) == 11 * count  # ten digits and a crossed 7 per font
+    # Ten digits, a crossed 7 and a 1 without its foot per font (every font here has a foot).
+    assert len(fonts) == 12 * count
     expected = [count] * 10
-    expected[7] = 2 * count
+    expected[1] = expected[7] = 2 * count
     assert torch.bincount(fonts.labels, minlength=10).tolist() == expected
     for image in fonts.images.numpy():
         rows = np.flatnonzero(image.any(axis=1))
@@ -82,3 +83,10 @@ def test_font_digits_every_digit_in_every_font() -> None:
     sevens = fonts.images[fonts.labels == 7].view(count, 2, 28, 28)
     # The crossed 7 has more ink than the plain one of the same font.
     assert bool((sevens[:, 1].float().sum((1, 2)) > sevens[:, 0].float().sum((1, 2))).all())
+    ones = fonts.images[fonts.labels == 1].view(count, 2, 28, 28).float()
+    # Without its foot the 1 has no wide bottom row: its last row of ink is narrower.
+    bottom = [(image.sum(1) > 0).nonzero().max() for image in ones.view(-1, 28, 28)]
+    widths = torch.stack(
+        [image[row].gt(64).sum() for image, row in zip(ones.view(-1, 28, 28), bottom, strict=True)]
+    )
+    assert bool((widths.view(count, 2)[:, 1] < widths.view(count, 2)[:, 0]).all())

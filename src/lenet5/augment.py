@@ -29,9 +29,10 @@ class Distortion:
     aspect: float = 0.0  # largest relative change of the width against the height
     elastic: float = 0.0  # elastic displacement scale (alpha), in pixels
     stroke: float = 0.0  # largest thickening or thinning, as a share of a 3x3 dilation/erosion
+    blur: float = 0.0  # low resolution: half the images pass through down to (1 - blur) x 28 px
 
     def __bool__(self) -> bool:
-        return any((self.affine, self.shear, self.aspect, self.elastic, self.stroke))
+        return any((self.affine, self.shear, self.aspect, self.elastic, self.stroke, self.blur))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Distort each image of (N, 1, H, W) by its own random amount."""
@@ -41,6 +42,8 @@ class Distortion:
             )
         if self.stroke:
             x = random_stroke(x, self.stroke)
+        if self.blur:
+            x = random_low_resolution(x, self.blur)
         return x
 
     def _grid(self, x: torch.Tensor) -> torch.Tensor:
@@ -107,3 +110,19 @@ def change_stroke(x: torch.Tensor, amount: torch.Tensor) -> torch.Tensor:
     peak_before = x.amax(dim=(2, 3), keepdim=True)
     peak_after = out.amax(dim=(2, 3), keepdim=True).clamp(min=1e-6)
     return torch.where(amount < 0, out * (peak_before / peak_after), out)
+
+
+def random_low_resolution(x: torch.Tensor, strength: float) -> torch.Tensor:
+    """Half the images of the batch, drawn at random, pass through a lower resolution (one size
+    per batch, from (1 - strength) x 28 px up to 28 px) and back, as a small or distant photo or
+    a coarse scan would give them; their strokes are brought back to the former peak."""
+    side = x.shape[-1]
+    low = round(side * (1 - strength * float(torch.rand(()))))
+    chosen = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < 0.5
+    if low >= side:
+        return x
+    small = F.interpolate(x, size=(low, low), mode="bilinear", antialias=True, align_corners=False)
+    coarse = F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    peak_before = x.amax(dim=(2, 3), keepdim=True)
+    peak_after = coarse.amax(dim=(2, 3), keepdim=True).clamp(min=1e-6)
+    return torch.where(chosen, coarse * (peak_before / peak_after), x)

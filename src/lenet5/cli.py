@@ -203,11 +203,24 @@ def build_parser() -> argparse.ArgumentParser:
         f"erosion (default: {DEFAULTS.stroke})",
     )
     t.add_argument(
+        "--blur",
+        type=_probability,
+        help="half of each batch of training images passes through a lower resolution, down to "
+        f"(1 - BLUR) x 28 pixels, and back (default: {DEFAULTS.blur})",
+    )
+    t.add_argument(
         "--fonts",
         type=_non_negative_int,
         metavar="N",
         help="add N copies of each digit rendered from matplotlib's fonts (with flagged 1s and "
         f"crossed 7s) to the training images (default: {DEFAULTS.fonts})",
+    )
+    t.add_argument(
+        "--strokes",
+        type=_non_negative_int,
+        metavar="N",
+        help="add N digits per class that lenet5 draws with pen strokes, in styles MNIST lacks "
+        f"(flagged 1s, crossed 7s, open 4s, curled 9s) (default: {DEFAULTS.strokes})",
     )
     t.add_argument(
         "--train-subset",

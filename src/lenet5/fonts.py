@@ -53,7 +53,7 @@ def font_dir() -> Path:
 def render_glyph(font: ImageFont.FreeTypeFont, digit: int) -> np.ndarray:
     """One digit as an ink map (H, W) in [0, 1], cropped to its ink."""
     text = str(digit)
-    left, top, right, bottom = font.getbbox(text)
+    left, top, right, bottom = (round(v) for v in font.getbbox(text))
     canvas = Image.new("L", (right - left + 8, bottom - top + 8), 0)
     ImageDraw.Draw(canvas).text((4 - left, 4 - top), text, fill=255, font=font)
     ink = np.asarray(canvas, dtype=np.float64) / 255.0
@@ -75,17 +75,32 @@ def cross_seven(ink: np.ndarray) -> np.ndarray:
     return crossed
 
 
+def remove_foot(ink: np.ndarray) -> np.ndarray | None:
+    """A 1 glyph without the serif foot at the bottom of its stem (None if it has none)."""
+    widths = (ink > 0.5).sum(axis=1)
+    stem = np.median(widths[widths > 0])
+    wide = widths > 1.8 * stem
+    rows = len(widths)
+    cut = rows
+    while cut > rows // 2 and wide[cut - 1]:
+        cut -= 1
+    # Keep the anti-aliased rows under the foot out too: cut at the first wide row.
+    return ink[:cut] if cut < rows else None
+
+
 def font_digits() -> Split:
-    """Every digit in every font of FONT_FILES, plus a crossed 7 per font, as 28x28 uint8
-    MNIST-style images (white on black, fitted to 20 px, centred by mass)."""
+    """Every digit in every font of FONT_FILES, plus a crossed 7 and a 1 without its foot per
+    font, as 28x28 uint8 MNIST-style images (white on black, fitted to 20 px, centred by mass)."""
     images, labels = [], []
     for name in FONT_FILES:
         font = ImageFont.truetype(str(font_dir() / name), RENDER_SIZE)
         for digit in range(10):
             ink = render_glyph(font, digit)
-            images.append(centre_digit(ink))
-            labels.append(digit)
+            variants = [ink]
             if digit == 7:
-                images.append(centre_digit(cross_seven(ink)))
-                labels.append(7)
+                variants.append(cross_seven(ink))
+            if digit == 1 and (footless := remove_foot(ink)) is not None:
+                variants.append(footless)
+            images += [centre_digit(v) for v in variants]
+            labels += [digit] * len(variants)
     return Split(torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64))

@@ -64,13 +64,17 @@ def check_config(config: TrainConfig) -> None:
         "aspect",
         "elastic",
         "stroke",
+        "blur",
         "fonts",
+        "strokes",
         "train_subset",
     ):
         if getattr(config, name) < 0:
             raise TrainingError(f"{name} must not be negative, got {getattr(config, name)}")
     if not 0.0 <= config.label_smoothing < 1.0:
         raise TrainingError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
+    if not 0.0 <= config.blur < 1.0:
+        raise TrainingError(f"blur must be in [0, 1), got {config.blur}")
     if not 0.0 <= config.dropout < 1.0:
         raise TrainingError(f"dropout must be in [0, 1), got {config.dropout}")
     if config.dropout and config.model != "lenet5":
@@ -145,18 +149,22 @@ def init_model(config: TrainConfig, device: torch.device) -> nn.Module:
 
 def training_split(config: TrainConfig, train: Split) -> Split:
     """The images a run trains on: MNIST's training split (or its first `train_subset`), then
-    `fonts` copies of the font-rendered digits."""
-    if config.train_subset:
-        train = train.subset(config.train_subset)
+    `fonts` copies of the font-rendered digits and `strokes` stroke-drawn digits per class."""
+    parts = [train.subset(config.train_subset) if config.train_subset else train]
     if config.fonts:
         from lenet5.fonts import font_digits
 
-        extra = font_digits()
-        train = Split(
-            torch.cat([train.images, extra.images.repeat(config.fonts, 1, 1)]),
-            torch.cat([train.labels, extra.labels.repeat(config.fonts)]),
+        fonts = font_digits()
+        parts.append(
+            Split(fonts.images.repeat(config.fonts, 1, 1), fonts.labels.repeat(config.fonts))
         )
-    return train
+    if config.strokes:
+        from lenet5.synth import stroke_digits
+
+        parts.append(stroke_digits(config.strokes, seed=config.seed))
+    if len(parts) == 1:
+        return parts[0]
+    return Split(torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts]))
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:

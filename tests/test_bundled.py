@@ -1,0 +1,200 @@
+"""The pretrained model shipped inside the package: its card, its figures, every command."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from lenet5 import checkpoint, data
+from lenet5.checkpoint import (
+    BUNDLED,
+    BUNDLED_CARD,
+    CheckpointError,
+    bundled_card,
+    load_model,
+    save_checkpoint,
+)
+from lenet5.cli import main
+from lenet5.config import RECIPES, TrainConfig
+from lenet5.evaluate import evaluate
+from lenet5.models import build_model, count_parameters
+from lenet5.predict import predict, predict_image, predict_inputs
+from lenet5.preprocess import load_image, preprocess
+from lenet5.serve import create_app
+from lenet5.uci import load_uci_digits
+from photos import render_photo
+from strokes import STYLES, european_digits
+
+from conftest import REAL_DATA, requires_real_data
+
+ROOT = Path(__file__).parent.parent
+MODEL_CARD = ROOT / "docs" / "model-card.md"
+SEVEN = ROOT / "docs" / "examples" / "seven.jpg"
+
+
+@pytest.fixture(scope="module")
+def bundled() -> torch.nn.Module:
+    return load_model()[0]
+
+
+def test_card_matches_the_weights_file() -> None:
+    card = bundled_card()
+    assert card["sha256"] == hashlib.sha256(BUNDLED.read_bytes()).hexdigest()
+    assert BUNDLED.stat().st_size < 400_000  # weights only: no optimizer state
+    assert card["command"] == f"lenet5 train --recipe robust --seed {card['seed']}"
+    assert TrainConfig.from_dict(card["config"]) == TrainConfig(
+        **RECIPES["robust"], seed=card["seed"]
+    )
+
+
+def test_it_is_the_exact_lenet5(bundled: torch.nn.Module) -> None:
+    assert count_parameters(bundled) == 61_706
+    assert load_model()[1] == TrainConfig.from_dict(bundled_card()["config"])
+
+
+def test_uci_digits_accuracy_is_the_cards(bundled: torch.nn.Module) -> None:
+    accuracy = evaluate(bundled, load_uci_digits())["accuracy"]
+    assert accuracy == pytest.approx(bundled_card()["uci_digits_accuracy"], abs=1e-9)
+    assert accuracy >= 0.98
+    assert f"{accuracy:.2%}" in MODEL_CARD.read_text()
+
+
+@pytest.mark.data
+@requires_real_data
+def test_mnist_test_accuracy_is_the_cards(bundled: torch.nn.Module) -> None:
+    splits = data.load_splits(data_dir=REAL_DATA, progress=False)
+    accuracy = evaluate(bundled, splits.test)["accuracy"]
+    assert accuracy == pytest.approx(bundled_card()["test_accuracy"], abs=1e-9)
+    assert accuracy >= 0.995
+    assert f"{accuracy:.2%}" in MODEL_CARD.read_text()
+
+
+@pytest.mark.data
+@requires_real_data
+def test_reads_the_readme_photo_test(bundled: torch.nn.Module) -> None:
+    """The README's photo test (1,000 MNIST test digits as photos, render seed 2024)."""
+    test = data.load_splits(data_dir=REAL_DATA, progress=False).test
+    rng = np.random.default_rng(2024)
+    chosen = rng.choice(len(test), size=1000, replace=False)
+    inputs = [preprocess(load_image(render_photo(test.images[i].numpy(), rng))) for i in chosen]
+    guesses = predict(bundled, torch.from_numpy(np.stack(inputs))).argmax(1)
+    accuracy = (guesses == test.labels[chosen]).float().mean().item()
+    assert accuracy >= 0.99, accuracy
+
+
+def test_reads_european_digits_drawn_with_strokes(bundled: torch.nn.Module) -> None:
+    drawings = european_digits(100, seed=7)
+    digits = [p.digit for p in predict_inputs(bundled, [preprocess(im) for _, _, im in drawings])]
+    for style, (label, _) in STYLES.items():
+        read = [d for (s, _, _), d in zip(drawings, digits, strict=True) if s == style]
+        assert sum(d == label for d in read) >= 95, (style, read)
+
+
+def test_commands_use_it_when_no_model_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["predict", str(SEVEN), "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["digit"] == 7
+    assert answer["digit"] == predict_image(load_model()[0], load_image(SEVEN)).digit
+    out = tmp_path / "bundled.onnx"
+    assert main(["export", "-o", str(out)]) == 0
+    assert out.stat().st_size > 200_000
+    assert main(["evaluate", "--dataset", "uci-digits", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert report["checkpoint"] == str(BUNDLED)
+    assert report["accuracy"] == pytest.approx(bundled_card()["uci_digits_accuracy"])
+
+
+def test_api_model_says_which_model_is_served(bundled: torch.nn.Module) -> None:
+    client = TestClient(create_app(bundled, load_model()[1], None))
+    info = client.get("/api/model").json()
+    assert info["name"] == "lenet5-robust (bundled)" and info["bundled"] is True
+    assert info["test_accuracy"] == bundled_card()["test_accuracy"]
+    assert info["checkpoint"] == str(BUNDLED)
+
+
+def _use_bundled_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    copy = tmp_path / BUNDLED.name
+    shutil.copy(BUNDLED, copy)
+    shutil.copy(BUNDLED_CARD, tmp_path / BUNDLED_CARD.name)
+    monkeypatch.setattr(checkpoint, "BUNDLED", copy)
+    monkeypatch.setattr(checkpoint, "BUNDLED_CARD", tmp_path / BUNDLED_CARD.name)
+    return copy
+
+
+def test_a_damaged_bundled_file_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = _use_bundled_copy(tmp_path, monkeypatch)
+    load_model()  # the intact copy loads
+    raw = bytearray(copy.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # one flipped byte inside the weights
+    copy.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="the bundled model is damaged"):
+        load_model()
+    assert main(["predict", str(SEVEN)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("lenet5: error: ") and "damaged" in err and err.count("\n") == 1
+    copy.write_bytes(b"")  # truncated to nothing
+    assert main(["evaluate", "--dataset", "uci-digits"]) == 1
+    assert "damaged" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "export", "serve"])
+def test_model_flag_refuses_what_is_not_a_model(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = {"predict": [str(SEVEN)], "export": ["-o", str(tmp_path / "m.onnx")]}
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weight": torch.zeros(3)}, foreign)  # a torch file, not ours
+    other = tmp_path / "other.pt"  # our format, but the weights are softmax regression's
+    save_checkpoint(
+        other,
+        config=TrainConfig(),
+        model=build_model("softmax"),
+        epoch=1,
+        best_val_accuracy=0.0,
+    )
+    for path, message in (
+        (tmp_path / "missing.pt", "no such checkpoint"),
+        (junk, "not a readable lenet5 checkpoint"),
+        (foreign, "not a lenet5 checkpoint"),
+        (other, "its weights do not fit a lenet5 model"),
+    ):
+        assert main([command, "--model", str(path), *extra.get(command, [])]) == 1
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_help_names_the_default_model(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("predict", "evaluate", "export", "serve"):
+        assert main([command, "--help"]) == 0
+        text = " ".join(capsys.readouterr().out.split())
+        assert re.search(r"--model CKPT_OR_RUN_DIR .*default: the bundled model", text), command
+
+
+def test_predict_with_a_trained_checkpoint_still_works(
+    synthetic_run: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, run = synthetic_run
+    path = tmp_path / "digit.png"
+    digit = np.zeros((28, 28), np.uint8)
+    digit[5:23, 12:16] = 255
+    Image.fromarray(digit).save(path)
+    assert main(["predict", "--model", str(run), str(path), "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    model, _ = load_model(run)
+    assert answer["digit"] == predict_image(model, load_image(path)).digit
