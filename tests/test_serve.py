@@ -25,7 +25,8 @@ from schemathesis.checks import positive_data_acceptance
 from lenet5 import serve as serve_module
 from lenet5.checkpoint import load_model
 from lenet5.predict import Prediction, predict_inputs
-from lenet5.serve import MAX_BODY_BYTES, Batcher, create_app, wait_until_serving
+from lenet5.serve import Batcher, create_app, wait_until_serving
+from lenet5.uploads import MAX_BODY_BYTES
 from test_preprocess import _png, _png_header_claiming
 
 from conftest import requires_real_data

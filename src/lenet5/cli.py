@@ -25,6 +25,7 @@ from lenet5.errors import Lenet5Error
 from lenet5.evaluate import describe_split, evaluate, format_report, per_class_metrics
 from lenet5.experiments import EXPERIMENTS, QUICK_TRAIN_IMAGES, results_table, run_experiments
 from lenet5.export import ATOL, RTOL, compare_with_onnx, export_onnx
+from lenet5.finetune import FinetuneSettings
 from lenet5.models import INIT_NAMES, MODEL_NAMES, build_model
 from lenet5.plots import plot_confident_errors, plot_confusion_matrix
 from lenet5.predict import predict, predict_digits, predict_image
@@ -35,6 +36,7 @@ from lenet5.train import (
     SCHEDULES,
     fit,
     init_distributed,
+    next_numbered_dir,
     next_run_dir,
     prepare_new_run_dir,
     rank_and_world,
@@ -44,6 +46,7 @@ from lenet5.train import (
 from lenet5.uci import UCI_DIGITS, load_uci_digits
 
 DEFAULTS = TrainConfig()
+FINETUNE = FinetuneSettings()
 RUNS_ROOT = Path("runs")
 
 
@@ -257,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser(
         "evaluate",
         help="accuracy, per-class metrics and confusion matrix of a trained model",
-        description="Evaluate a run directory (its last checkpoint) or a checkpoint file.",
+        description="Evaluate a trained model (the bundled one unless --model names another) on a "
+        "split of its data set, or on scikit-learn's UCI digits (--dataset uci-digits).",
     )
     _add_checkpoint_arg(e)
     e.add_argument(
@@ -280,7 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
         "predict",
         help="read digits in image files",
         description="Read the digit in each image (PNG, JPEG, BMP, GIF, WebP, TIFF); images are "
-        "preprocessed as MNIST was (white on black, fitted to 20x20, centred by mass in 28x28).",
+        "preprocessed as MNIST was (white on black, fitted to 20x20, centred by mass in 28x28). "
+        "Uses the bundled model unless --model names another.",
     )
     _add_checkpoint_arg(p)
     p.add_argument(
@@ -311,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         help="export a trained model (ONNX)",
         description="Export to ONNX: input (N, 1, 28, 28) float in [0, 1], "
-        "output logits (N, 10), dynamic batch size.",
+        "output logits (N, 10), dynamic batch size. Exports the bundled model unless --model "
+        "names another.",
     )
     _add_checkpoint_arg(x)
     x.add_argument(
@@ -377,7 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="web page to draw digits on, and a JSON API",
         description="Serve a page to draw digits on (GET /) and a JSON API (POST /api/predict, "
-        "GET /api/health, GET /api/model; OpenAPI docs at /docs). Ctrl-C or SIGTERM stops it.",
+        "GET /api/health, GET /api/model; OpenAPI docs at /docs) with the bundled model unless "
+        "--model names another. Ctrl-C or SIGTERM stops it.",
     )
     _add_checkpoint_arg(sv)
     sv.add_argument(
@@ -386,6 +393,90 @@ def build_parser() -> argparse.ArgumentParser:
         help="address to bind; 0.0.0.0 exposes it to the network (default: %(default)s)",
     )
     sv.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    sv.add_argument(
+        "--feedback",
+        type=Path,
+        metavar="FILE",
+        help="SQLite file that keeps the corrections made on the page (default: feedback.sqlite "
+        "in the user data folder, ~/.local/share/lenet5 on Linux)",
+    )
+    sv.add_argument(
+        "--allow-learning",
+        action="store_true",
+        help="let clients start fine-tuning (POST /api/learn) on a server bound to another "
+        "address than loopback (on loopback it is always allowed)",
+    )
+
+    ft = sub.add_parser(
+        "finetune",
+        help="teach a model the corrections collected by the page",
+        description="Fine-tune a model on the corrections of a feedback store, mixed with "
+        "MNIST's training images so that MNIST accuracy holds. A share of each digit's "
+        "corrections is kept apart; accuracy on them and on MNIST validation is printed before "
+        "and after. Writes a normal run directory.",
+    )
+    ft.add_argument(
+        "--feedback", type=Path, required=True, metavar="FILE", help="feedback store (SQLite)"
+    )
+    _add_checkpoint_arg(ft)
+    ft.add_argument(
+        "--run-dir",
+        type=Path,
+        help=f"run directory (default: {RUNS_ROOT}/finetune-NN, next free NN)",
+    )
+    ft.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=FINETUNE.epochs,
+        help="passes over MNIST's training images (default: %(default)s)",
+    )
+    ft.add_argument(
+        "--lr",
+        type=_positive_float,
+        default=FINETUNE.lr,
+        help="learning rate (default: %(default)s)",
+    )
+    ft.add_argument(
+        "--repeat",
+        type=_positive_int,
+        default=FINETUNE.repeat,
+        help="copies of each correction per epoch (default: %(default)s)",
+    )
+    ft.add_argument(
+        "--holdout",
+        type=_probability,
+        default=FINETUNE.holdout,
+        help="share of each digit's corrections kept apart to measure (default: %(default)s)",
+    )
+    ft.add_argument("--seed", type=int, default=FINETUNE.seed, help="random seed (default: 0)")
+    ft.add_argument(
+        "--threads", type=_positive_int, help="CPU threads to use (default: PyTorch's choice)"
+    )
+    ft.add_argument(
+        "--progress",
+        action="store_true",
+        help="show the progress bar even when stderr is not a terminal",
+    )
+    _add_data_args(ft)
+    _add_device_arg(ft)
+
+    fb = sub.add_parser(
+        "feedback",
+        help="corrections collected by the page: counts, or export as PNG files",
+        description="Read a feedback store (the SQLite file of `lenet5 serve --feedback`).",
+    )
+    fb_sub = fb.add_subparsers(dest="action", required=True, metavar="ACTION")
+    st = fb_sub.add_parser("stats", help="counts per label and per (predicted, label) pair")
+    st.add_argument("file", type=Path, metavar="FILE", help="feedback store")
+    st.add_argument("--json", action="store_true", help="print one JSON object")
+    fe = fb_sub.add_parser(
+        "export",
+        help="write one PNG per correction, <id>_<label>.png",
+        description="Write the 28x28 input the model saw for each correction as DIR/<id>_<label>"
+        ".png (white on black, readable by `lenet5 predict`).",
+    )
+    fe.add_argument("file", type=Path, metavar="FILE", help="feedback store")
+    fe.add_argument("directory", type=Path, metavar="DIR", help="output folder")
 
     s = sub.add_parser("summary", help="print the per-layer parameter table of a model")
     s.add_argument(
@@ -649,11 +740,65 @@ def _serve(args: argparse.Namespace) -> int:
         raise Lenet5Error(
             f"serving needs extra packages ({exc.name}): pip install 'lenet5[serve]'"
         ) from None
-    serve(args.checkpoint, args.host, args.port)
+    serve(args.checkpoint, args.host, args.port, args.feedback, args.allow_learning)
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from lenet5.finetune import finetune, format_result
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    settings = FinetuneSettings(args.epochs, args.lr, args.repeat, args.holdout, args.seed)
+    splits = load_splits(args.dataset or DEFAULTS.dataset, args.data_dir, progress=False)
+    run_dir = args.run_dir or next_numbered_dir(RUNS_ROOT, "finetune")
+    prepare_new_run_dir(run_dir)
+    result = finetune(
+        args.checkpoint,
+        args.feedback,
+        splits,
+        run_dir,
+        settings,
+        resolve_device(args.device),
+        echo=lambda line: print(line, flush=True),
+        progress=args.progress or sys.stderr.isatty(),
+    )
+    print(format_result(result))
+    print(f"run {run_dir}: use it with --model {run_dir}")
+    return 0
+
+
+def _feedback(args: argparse.Namespace) -> int:
+    from lenet5.feedback import open_existing
+
+    with open_existing(args.file) as store:
+        if args.action == "stats":
+            stats = store.stats()
+            if args.json:
+                print(json.dumps(stats))
+                return 0
+            print(f"{args.file}: {stats['total']} corrections")
+            print("label " + "".join(f"{d:>6}" for d in range(10)))
+            print("count " + "".join(f"{stats['per_label'][str(d)]:>6}" for d in range(10)))
+            for pair in sorted(stats["pairs"], key=lambda p: -p["count"]):
+                print(f"read {pair['predicted']} for {pair['label']}: {pair['count']}")
+            return 0
+        written = 0
+        for row in store.corrections():
+            path = args.directory / f"{row.id}_{row.label}.png"
+            picture = Image.fromarray(row.input)
+            try:
+                atomic_write(path, lambda f, picture=picture: picture.save(f, format="PNG"))
+            except OSError as exc:
+                raise Lenet5Error(f"cannot write {path}: {exc.strerror or exc}") from None
+            written += 1
+        print(f"wrote {written} PNG files to {args.directory}")
     return 0
 
 
 COMMANDS = {
+    "finetune": _finetune,
+    "feedback": _feedback,
     "train": _train,
     "evaluate": _evaluate,
     "predict": _predict,

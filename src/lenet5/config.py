@@ -33,6 +33,11 @@ class TrainConfig:
     fonts: int = 0  # copies of each digit rendered from matplotlib's fonts added to training
     strokes: int = 0  # digits per class drawn with strokes in styles MNIST lacks, added
     train_subset: int = 0  # train on the first N training images only (0: all 55,000)
+    init_from: str = ""  # start from this checkpoint's weights ("bundled": the bundled model)
+    feedback: str = ""  # feedback store whose corrections are mixed into the training images
+    feedback_until: int = 0  # use the corrections with ids up to this one (0: all)
+    feedback_repeat: int = 20  # copies of each training correction per epoch
+    feedback_holdout: float = 0.2  # share of the corrections kept apart to measure
 
     @property
     def name(self) -> str:

@@ -7,7 +7,6 @@ import gc
 import json
 import subprocess
 import time
-from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -17,38 +16,21 @@ import torch
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from PIL import Image
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from torch import nn
 
 from lenet5.checkpoint import BUNDLED, BUNDLED_NAME, LAST, bundled_card, resolve_checkpoint
 from lenet5.config import TrainConfig
+from lenet5.feedback import FeedbackStore
 from lenet5.models import count_parameters
 from lenet5.predict import Prediction, predict_inputs
-from lenet5.preprocess import SIZE, ImageError, load_image, preprocess
+from lenet5.preprocess import ImageError, preprocess
+from lenet5.serve_feedback import default_store_path, feedback_router
+from lenet5.serve_learn import Learner, learn_router
 from lenet5.summary import layer_table
+from lenet5.uploads import IMAGE_TYPES, ApiError, Pixels, read_upload
 
-MAX_BODY_BYTES = 5 * 2**20  # larger requests get 413
 STATIC = Path(__file__).parent / "static"
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp", "image/tiff")
-
-
-class Pixels(BaseModel):
-    """A 28x28 image as numbers in [0, 1]: 0 is the background (white digit on black, like
-    MNIST) or, if most pixels are light, the paper (dark digit on white)."""
-
-    pixels: list[list[float]] = Field(
-        min_length=SIZE,
-        max_length=SIZE,
-        json_schema_extra={
-            "items": {
-                "type": "array",
-                "minItems": SIZE,
-                "maxItems": SIZE,
-                "items": {"type": "number", "minimum": 0, "maximum": 1},
-            }
-        },
-    )
 
 
 class PredictResponse(BaseModel):
@@ -70,11 +52,6 @@ class ModelInfo(BaseModel):
     test_accuracy: float | None
     checkpoint: str
     training_config: dict[str, Any]
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, detail: str) -> None:
-        self.status, self.detail = status, detail
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -159,10 +136,9 @@ def _recorded_test_accuracy(checkpoint: Path) -> float | None:
         return None
 
 
-def create_app(model: nn.Module, config: TrainConfig, checkpoint: str | Path | None) -> FastAPI:
-    """The web app around a loaded model (checkpoint None: the bundled one)."""
-    checkpoint = resolve_checkpoint(checkpoint)
-    info = ModelInfo(
+def describe(model: nn.Module, config: TrainConfig, checkpoint: Path) -> ModelInfo:
+    """What GET /api/model says of a served model."""
+    return ModelInfo(
         name=f"{BUNDLED_NAME} (bundled)" if checkpoint == BUNDLED else str(checkpoint),
         bundled=checkpoint == BUNDLED,
         architecture=config.model,
@@ -172,9 +148,40 @@ def create_app(model: nn.Module, config: TrainConfig, checkpoint: str | Path | N
         checkpoint=str(checkpoint),
         training_config=config.to_dict(),
     )
+
+
+def create_app(
+    model: nn.Module,
+    config: TrainConfig,
+    checkpoint: str | Path | None,
+    feedback: FeedbackStore | None = None,
+    learning: bool | str = True,
+    data_dir: str | Path | None = None,
+) -> FastAPI:
+    """The web app around a loaded model (checkpoint None: the bundled one). With a feedback
+    store, the routes that keep corrections and learn from them too; `learning` is True, or
+    why POST /api/learn is refused; `data_dir` holds MNIST for the fine-tuning."""
+    served = {"info": describe(model, config, resolve_checkpoint(checkpoint))}
     batcher = Batcher(model)
     app = FastAPI(title="lenet5", version="1", description="Read handwritten digits with LeNet-5.")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    def swap(new_model: nn.Module, new_config: TrainConfig, run_dir: str) -> None:
+        """Serve `new_model` from the next batch on (requests in flight finish on the old)."""
+        batcher.model = new_model
+        served["info"] = describe(new_model, new_config, resolve_checkpoint(run_dir))
+
+    if feedback is not None:
+        app.include_router(feedback_router(feedback, batcher.predict, lambda: served["info"].name))
+        learner = Learner(
+            feedback,
+            lambda: None if served["info"].bundled else served["info"].checkpoint,
+            swap,
+            data_dir,
+        )
+        app.include_router(
+            learn_router(learner, learning is True, learning if isinstance(learning, str) else "")
+        )
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -190,7 +197,7 @@ def create_app(model: nn.Module, config: TrainConfig, checkpoint: str | Path | N
 
     @app.get("/api/model", response_model=ModelInfo)
     def model_info() -> ModelInfo:
-        return info
+        return served["info"]
 
     @app.post(
         "/api/predict",
@@ -200,7 +207,7 @@ def create_app(model: nn.Module, config: TrainConfig, checkpoint: str | Path | N
         summary="Read the digit in an image file, raw image bytes or 28x28 pixels",
     )
     async def predict(request: Request) -> Response:
-        image = await _read_image(request)
+        image = (await read_upload(request)).image
         try:
             x = preprocess(image)
         except ImageError as exc:
@@ -229,82 +236,26 @@ def create_app(model: nn.Module, config: TrainConfig, checkpoint: str | Path | N
     return app
 
 
-async def _body(request: Request) -> bytes:
-    """The request body, refused with 413 as soon as it passes MAX_BODY_BYTES."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise ApiError(413, f"request body over {MAX_BODY_BYTES // 2**20} MiB")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise ApiError(413, f"request body over {MAX_BODY_BYTES // 2**20} MiB")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def learning_policy(host: str, allow_learning: bool) -> bool | str:
+    """True where POST /api/learn may run: on loopback, or elsewhere when allowed; else why not."""
+    if allow_learning or host in ("127.0.0.1", "::1", "localhost"):
+        return True
+    return (
+        f"learning from the page is off on {host}: start the server with --allow-learning to "
+        "let its clients change the model"
+    )
 
 
-async def _read_image(request: Request) -> Image.Image:
-    """An image from a multipart upload, a raw image body or JSON pixels."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await _body(request)
-    if not body:
-        raise ApiError(400, 'empty request: send an image file or JSON {"pixels": ...}')
-    if content_type == "application/json":
-        return _pixels_image(body)
-    if content_type == "multipart/form-data":
-        raw = await _multipart_file(request, body)
-    elif content_type.startswith("image/") or content_type == "application/octet-stream":
-        raw = body
-    else:
-        raise ApiError(
-            415,
-            f"unsupported content type {content_type or '(none)'!r}: send an "
-            "image (multipart file or raw body) or application/json",
-        )
-    try:
-        return load_image(raw)
-    except ImageError as exc:
-        raise ApiError(422, str(exc)) from None
-
-
-async def _multipart_file(request: Request, body: bytes) -> bytes:
-    from starlette.datastructures import UploadFile
-    from starlette.formparsers import MultiPartException, MultiPartParser
-
-    async def replay() -> AsyncGenerator[bytes, None]:
-        yield body
-
-    try:
-        form = await MultiPartParser(request.headers, replay()).parse()
-    except (MultiPartException, ValueError, KeyError) as exc:
-        raise ApiError(422, f"malformed multipart body ({exc})") from None
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        raise ApiError(422, "multipart body has no 'file' field")
-    return await upload.read()
-
-
-def _pixels_image(body: bytes) -> Image.Image:
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(422, "body is not valid JSON") from None
-    try:
-        pixels = Pixels.model_validate(payload).pixels
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise ApiError(422, f"{where}: {first['msg']}") from None
-    if any(len(row) != SIZE for row in pixels):
-        raise ApiError(422, f"pixels must be {SIZE} rows of {SIZE} numbers")
-    array = np.asarray(pixels, dtype=np.float64)
-    if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
-        raise ApiError(422, "pixels must be finite numbers in [0, 1]")
-    return Image.fromarray(np.round(array * 255).astype(np.uint8))
-
-
-def serve(checkpoint: str | Path | None, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the app with uvicorn until Ctrl-C or SIGTERM (checkpoint None: the bundled model)."""
+def serve(
+    checkpoint: str | Path | None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    feedback: str | Path | None = None,
+    allow_learning: bool = False,
+) -> None:
+    """Run the app with uvicorn until Ctrl-C or SIGTERM (checkpoint None: the bundled model;
+    feedback None: corrections go to `default_store_path()`). Learning from the page is on
+    where the server binds to loopback, elsewhere only with `allow_learning`."""
     import uvicorn
 
     from lenet5.checkpoint import load_model
@@ -314,7 +265,9 @@ def serve(checkpoint: str | Path | None, host: str = "127.0.0.1", port: int = 80
     torch.set_num_threads(1)
     torch.backends.mkldnn.enabled = False  # type: ignore[assignment]
     model, config = load_model(checkpoint)
-    app = create_app(model, config, checkpoint)
+    store = FeedbackStore(feedback or default_store_path())
+    print(f"corrections are kept in {store.path.resolve()}", flush=True)
+    app = create_app(model, config, checkpoint, store, learning_policy(host, allow_learning))
     # The garbage collector need not scan the long-lived objects of torch, FastAPI and the
     # model on every collection; fewer, cheaper collections shorten the latency tail.
     gc.collect()

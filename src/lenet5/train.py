@@ -20,7 +20,14 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from lenet5.augment import Distortion
-from lenet5.checkpoint import BEST, LAST, atomic_write_text, load_checkpoint, save_checkpoint
+from lenet5.checkpoint import (
+    BEST,
+    LAST,
+    atomic_write_text,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+)
 from lenet5.config import TrainConfig
 from lenet5.data import DATASETS, Split, Splits, batches, to_float
 from lenet5.errors import Lenet5Error
@@ -73,6 +80,10 @@ def check_config(config: TrainConfig) -> None:
             raise TrainingError(f"{name} must not be negative, got {getattr(config, name)}")
     if not 0.0 <= config.label_smoothing < 1.0:
         raise TrainingError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
+    if not 0.0 <= config.feedback_holdout < 1.0:
+        raise TrainingError(f"feedback_holdout must be in [0, 1), got {config.feedback_holdout}")
+    if config.feedback_repeat < 1:
+        raise TrainingError(f"feedback_repeat must be positive, got {config.feedback_repeat}")
     if not 0.0 <= config.blur < 1.0:
         raise TrainingError(f"blur must be in [0, 1), got {config.blur}")
     if not 0.0 <= config.dropout < 1.0:
@@ -137,9 +148,17 @@ def make_scheduler(
 
 
 def init_model(config: TrainConfig, device: torch.device) -> nn.Module:
-    """The model before training: a pure function of the config (the seed included)."""
+    """The model before training: a pure function of the config (the seed included), or the
+    weights of the checkpoint that `init_from` names."""
     torch.manual_seed(config.seed)
     model = build_model(config.model, config.dropout, config.init).to(device)
+    if config.init_from:
+        base, base_config = load_model(None if config.init_from == "bundled" else config.init_from)
+        if base_config.model != config.model:
+            raise TrainingError(
+                f"{config.init_from} holds a {base_config.model} model, not {config.model}"
+            )
+        model.load_state_dict(base.state_dict())
     if device.type == "cpu":
         # oneDNN's convolutions and max-pooling run 15-25% faster on channels-last activations;
         # the weights' layout decides the activations' (their values are unchanged).
@@ -162,6 +181,16 @@ def training_split(config: TrainConfig, train: Split) -> Split:
         from lenet5.synth import stroke_digits
 
         parts.append(stroke_digits(config.strokes, seed=config.seed))
+    if config.feedback:
+        from lenet5.feedback import correction_splits
+
+        learn, _ = correction_splits(config)
+        parts.append(
+            Split(
+                learn.images.repeat(config.feedback_repeat, 1, 1),
+                learn.labels.repeat(config.feedback_repeat),
+            )
+        )
     if len(parts) == 1:
         return parts[0]
     return Split(torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts]))
@@ -212,7 +241,12 @@ def train_one_epoch(
 
 def next_run_dir(root: Path, config: TrainConfig) -> Path:
     """`root/<model>-<optimizer>-NN` with the next free number."""
-    prefix = f"{config.name}-"
+    return next_numbered_dir(root, config.name)
+
+
+def next_numbered_dir(root: Path, name: str) -> Path:
+    """`root/<name>-NN` with the next free number."""
+    prefix = f"{name}-"
     taken = [
         int(m.group(1))
         for p in root.glob(prefix + "*")

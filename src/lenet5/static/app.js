@@ -11,6 +11,7 @@ let drawing = false;
 let last = null;
 let timer = null;
 let inked = false;
+let answered = null;  // { picture: the Blob the model read, digit: its answer }
 
 function clearPad() {
   ctx.fillStyle = "#fff";
@@ -20,6 +21,8 @@ function clearPad() {
   setStatus("Draw something.");
   renderBars(null);
   seen.clearRect(0, 0, 28, 28);
+  answered = null;
+  showTeach();
 }
 
 function point(event) {
@@ -60,12 +63,12 @@ for (const name of ["pointerup", "pointercancel"]) {
 
 function schedule() {
   clearTimeout(timer);
-  timer = setTimeout(() => { if (inked) pad.toBlob((blob) => send(blob, "image/png")); },
+  timer = setTimeout(() => { if (inked) pad.toBlob((blob) => send(blob, "image/png", blob)); },
                      DEBOUNCE_MS);
 }
 
 let latest = 0;
-async function send(body, type) {
+async function send(body, type, picture) {
   const ticket = ++latest;
   try {
     // For a FormData body fetch sets the multipart Content-Type (with its boundary) itself.
@@ -80,6 +83,8 @@ async function send(body, type) {
       return;
     }
     digitOut.textContent = String(answer.digit);
+    answered = { picture, digit: answer.digit };
+    showTeach();
     setStatus(`${(answer.probabilities[answer.digit] * 100).toFixed(1)}% sure`);
     renderBars(answer.probabilities, answer.digit);
     renderSeen(answer.preprocessed);
@@ -137,7 +142,7 @@ function upload(file) {
   const form = new FormData();
   form.append("file", file);
   setStatus(`reading ${file.name}...`);
-  send(form, null);
+  send(form, null, file);
   showOnPad(file);
 }
 
@@ -157,7 +162,115 @@ function showOnPad(file) {
 }
 
 clearPad();
-fetch("/api/model")
-  .then((response) => response.json())
-  .then((info) => { document.getElementById("model-name").textContent = info.name; })
-  .catch(() => {});
+function showModelName() {
+  fetch("/api/model")
+    .then((response) => response.json())
+    .then((info) => { document.getElementById("model-name").textContent = info.name; })
+    .catch(() => {});
+}
+showModelName();
+
+// Corrections: confirm the answer or pick the right digit (buttons or keys 0-9); the server
+// keeps them (POST /api/feedback) to learn from.
+const teach = document.getElementById("teach");
+const teachStatus = document.getElementById("teach-status");
+const digitButtons = document.getElementById("digits");
+for (let d = 0; d < 10; d++) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = String(d);
+  button.dataset.digit = String(d);
+  button.addEventListener("click", () => correct(d));
+  digitButtons.appendChild(button);
+}
+document.getElementById("confirm").addEventListener("click", () => {
+  if (answered) correct(answered.digit);
+});
+document.addEventListener("keydown", (event) => {
+  if (/^[0-9]$/.test(event.key) && !event.ctrlKey && !event.metaKey && !event.altKey) {
+    correct(Number(event.key));
+  }
+});
+
+function showTeach() {
+  for (const button of teach.querySelectorAll("button")) button.disabled = !answered;
+  document.getElementById("confirm").textContent =
+    answered ? `Yes, it is a ${answered.digit}` : "Yes";
+  if (answered) teachStatus.textContent = "";
+}
+
+async function correct(label) {
+  if (!answered) return;
+  const form = new FormData();
+  form.append("file", answered.picture, "drawing.png");
+  form.append("label", String(label));
+  try {
+    const response = await fetch("/api/feedback", { method: "POST", body: form });
+    const answer = await response.json();
+    if (!response.ok) {
+      teachStatus.textContent = answer.detail || `error ${response.status}`;
+      teachStatus.classList.add("error");
+      return;
+    }
+    teachStatus.classList.remove("error");
+    teachStatus.textContent = label === answered.digit
+      ? `Kept: a ${label}, read right (correction #${answer.id}).`
+      : `Kept: a ${label}, read as ${answered.digit} (correction #${answer.id}).`;
+    refreshCounts();
+  } catch (error) {
+    teachStatus.textContent = `cannot reach the server (${error})`;
+    teachStatus.classList.add("error");
+  }
+}
+
+async function refreshCounts() {
+  const response = await fetch("/api/feedback");
+  if (!response.ok) return;  // this server keeps no corrections
+  const counts = await response.json();
+  teach.hidden = false;
+  document.getElementById("store-file").textContent = counts.file;
+  document.getElementById("counts").textContent = `${counts.total} corrections: ` +
+    Object.entries(counts.per_label).map(([d, n]) => `${d}: ${n}`).join(", ");
+}
+// Learning: POST /api/learn fine-tunes on the corrections in the background; the page follows
+// GET /api/learn until the server swaps to the new model (or refuses it, saying why).
+const learnButton = document.getElementById("learn");
+const learnStatus = document.getElementById("learn-status");
+const percent = (v) => (v === null || v === undefined ? "-" : `${(v * 100).toFixed(1)}%`);
+
+learnButton.addEventListener("click", async () => {
+  const response = await fetch("/api/learn", { method: "POST" });
+  const answer = await response.json();
+  if (!response.ok) {
+    learnStatus.textContent = answer.detail || `error ${response.status}`;
+    learnStatus.classList.add("error");
+    return;
+  }
+  followLearning();
+});
+
+async function followLearning() {
+  const response = await fetch("/api/learn");
+  if (!response.ok) return;
+  const s = await response.json();
+  learnButton.disabled = !s.allowed || s.state === "running";
+  learnStatus.classList.toggle("error", s.state === "refused" || s.state === "failed");
+  if (s.state === "running") {
+    learnStatus.textContent = `Learning from ${s.corrections} corrections... ` +
+      `${Math.round(s.progress * 100)}%`;
+    setTimeout(followLearning, 1000);
+  } else if (s.state === "done" || s.state === "refused") {
+    const figures = `kept-apart corrections ${percent(s.before.corrections_accuracy)} -> ` +
+      `${percent(s.after.corrections_accuracy)}, MNIST validation ` +
+      `${percent(s.before.val_accuracy)} -> ${percent(s.after.val_accuracy)}`;
+    learnStatus.textContent = s.state === "done"
+      ? `Learned: now serving ${s.model} (${figures}).` : `${s.reason} (${figures})`;
+    showModelName();
+  } else if (s.state === "failed") {
+    learnStatus.textContent = s.reason;
+  }
+}
+
+showTeach();
+refreshCounts();
+followLearning();

@@ -1,0 +1,124 @@
+"""POST /api/learn: fine-tuning in a child process, the live swap, and its refusal."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from lenet5.checkpoint import load_model
+from lenet5.feedback import FeedbackStore
+from lenet5.serve import create_app, learning_policy
+
+from conftest import synthetic_digits
+
+
+def _png(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _wait(client: TestClient, timeout: float = 120.0) -> dict:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        state = client.get("/api/learn").json()
+        if state["state"] != "running":
+            return state
+        time.sleep(0.2)
+    raise AssertionError("the fine-tuning did not end")
+
+
+def _app(synthetic_run: tuple[Path, Path], store: FeedbackStore, **kwargs) -> TestClient:  # type: ignore[no-untyped-def]
+    directory, run = synthetic_run
+    model, config = load_model(run)
+    return TestClient(create_app(model, config, run, store, data_dir=directory, **kwargs))
+
+
+def test_learning_swaps_the_model_without_failing_a_request(
+    synthetic_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    store = FeedbackStore(tmp_path / "fb.sqlite")
+    images, labels = synthetic_digits(40, seed=9)
+    for image, label in zip(images, labels, strict=True):
+        store.add(int(label), int(label), [0.1] * 10, image, None, "base")
+    client = _app(synthetic_run, store)
+    before = client.get("/api/model").json()["name"]
+    assert client.get("/api/learn").json() == {"state": "idle", "progress": 0.0, "allowed": True}
+    answer = client.post("/api/learn")
+    assert answer.status_code == 202 and answer.json()["state"] == "running"
+    assert client.post("/api/learn").status_code == 409  # one at a time
+
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def load() -> None:  # predictions keep coming while it learns and swaps
+        png = _png(images[0])
+        while not stop.is_set():
+            statuses.append(
+                client.post(
+                    "/api/predict", content=png, headers={"Content-Type": "image/png"}
+                ).status_code
+            )
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    state = _wait(client)
+    time.sleep(0.3)
+    stop.set()
+    worker.join()
+    assert state["state"] == "done", state
+    assert state["progress"] == 1.0
+    assert set(state["before"]) == {"corrections_accuracy", "val_accuracy"}
+    assert state["after"]["val_accuracy"] >= state["before"]["val_accuracy"] - 0.005
+    info = client.get("/api/model").json()
+    assert info["name"] != before and info["name"] == str(
+        Path(state["model"]) / "checkpoints" / "last.pt"
+    )
+    assert Path(state["model"]).parent == tmp_path / "learned"  # beside the store
+    assert len(statuses) > 10 and set(statuses) == {200}
+    load_model(state["model"])  # a normal run directory: `serve --model` can name it
+
+
+def test_mislabelled_corrections_are_refused(
+    synthetic_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    store = FeedbackStore(tmp_path / "fb.sqlite")
+    images, labels = synthetic_digits(300, seed=10)
+    for image, label in zip(images, labels, strict=True):
+        store.add((int(label) + 1) % 10, int(label), [0.1] * 10, image, None, "base")
+    client = _app(synthetic_run, store)
+    before = client.get("/api/model").json()
+    assert client.post("/api/learn").status_code == 202
+    state = _wait(client)
+    assert state["state"] == "refused", state
+    assert "MNIST validation accuracy fell by" in state["reason"]
+    assert state["after"]["val_accuracy"] < state["before"]["val_accuracy"] - 0.005
+    assert client.get("/api/model").json() == before  # still the old model
+
+
+def test_learning_can_be_off(synthetic_run: tuple[Path, Path], tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path / "fb.sqlite")
+    client = _app(synthetic_run, store, learning="off on 0.0.0.0: use --allow-learning")
+    answer = client.post("/api/learn")
+    assert answer.status_code == 403 and "--allow-learning" in answer.json()["detail"]
+    assert client.get("/api/learn").json()["allowed"] is False
+
+
+def test_nothing_to_learn_is_409(synthetic_run: tuple[Path, Path], tmp_path: Path) -> None:
+    client = _app(synthetic_run, FeedbackStore(tmp_path / "fb.sqlite"))
+    answer = client.post("/api/learn")
+    assert answer.status_code == 409 and "no corrections" in answer.json()["detail"]
+
+
+def test_learning_is_on_for_loopback_only_unless_allowed() -> None:
+    assert learning_policy("127.0.0.1", False) is True
+    assert learning_policy("localhost", False) is True
+    assert learning_policy("0.0.0.0", True) is True
+    refused = learning_policy("0.0.0.0", False)
+    assert isinstance(refused, str) and "--allow-learning" in refused
