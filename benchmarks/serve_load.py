@@ -41,6 +41,38 @@ wrk.body = f:read("*a")
 f:close()
 """
 
+# With --feedback-share, that share of the requests are corrections (POST /api/feedback, a
+# multipart body with the PNG and a label); the 201s are counted to compare with the rows stored.
+LUA_FEEDBACK = """
+local f = io.open(os.getenv("LOAD_PNG"), "rb")
+local png = f:read("*a")
+f:close()
+local share = tonumber(os.getenv("LOAD_FEEDBACK_SHARE"))
+local boundary = "lenet5loadboundary"
+local form = "--" .. boundary .. "\r\nContent-Disposition: form-data; name=\"label\"\r\n\r\n7\r\n"
+  .. "--" .. boundary .. "\r\nContent-Disposition: form-data; name=\"file\"; "
+  .. "filename=\"d.png\"\r\nContent-Type: image/png\r\n\r\n" .. png .. "\r\n--" .. boundary
+  .. "--\r\n"
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) acked = 0 end
+function request()
+  if math.random() < share then
+    return wrk.format("POST", "/api/feedback",
+      {["Content-Type"] = "multipart/form-data; boundary=" .. boundary}, form)
+  end
+  return wrk.format("POST", "/api/predict", {["Content-Type"] = "image/png"}, png)
+end
+function response(status, headers, body)
+  if status == 201 then acked = acked + 1 end
+end
+function done(summary, latency, requests)
+  local total = 0
+  for _, t in ipairs(threads) do total = total + t:get("acked") end
+  io.write("ACKED " .. total .. "\n")
+end
+"""
+
 
 def digit_png(size: int) -> bytes:
     """A 7 drawn dark on white (size x size, like the page's canvas) or MNIST-style at 28."""
@@ -74,7 +106,15 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[match.group(2)]
 
 
-def wrk(url: str, script: Path, png: Path, seconds: int, connections: int, threads: int) -> dict:
+def wrk(
+    url: str,
+    script: Path,
+    png: Path,
+    seconds: int,
+    connections: int,
+    threads: int,
+    share: float = 0.0,
+) -> dict:
     """One round of wrk; its figures."""
     out = subprocess.run(
         [
@@ -90,7 +130,7 @@ def wrk(url: str, script: Path, png: Path, seconds: int, connections: int, threa
             str(script),
             url,
         ],
-        env={**os.environ, "LOAD_PNG": str(png)},
+        env={**os.environ, "LOAD_PNG": str(png), "LOAD_FEEDBACK_SHARE": str(share)},
         capture_output=True,
         text=True,
         check=True,
@@ -100,7 +140,9 @@ def wrk(url: str, script: Path, png: Path, seconds: int, connections: int, threa
     assert done and rate, out
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: (.*)$", out, re.M)
+    acked = re.search(r"^ACKED (\d+)$", out, re.M)
     return {
+        "acknowledged": int(acked.group(1)) if acked else 0,
         "requests": int(done.group(1)),
         "requests_per_s": float(rate.group(1)),
         "latency_ms": {p: _ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", out, re.M)},
@@ -122,14 +164,30 @@ def main() -> int:
     parser.add_argument("--limit-s", type=int, default=400, help="time limit of all rounds")
     parser.add_argument("--png-size", type=int, default=28, help="28: MNIST-style; 280: canvas")
     parser.add_argument("--json", type=Path, default=Path("docs/benchmarks/serve_load.json"))
+    parser.add_argument(
+        "--learn",
+        action="store_true",
+        help="store 100 corrections, start POST /api/learn, and measure while it runs",
+    )
+    parser.add_argument(
+        "--feedback-share",
+        type=float,
+        default=0.0,
+        help="share of the requests that are corrections (POST /api/feedback)",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("needs wrk: apt-get install wrk")
 
     port = free_port()
     model = ["--model", args.checkpoint] if args.checkpoint else []
+    store_dir = tempfile.TemporaryDirectory()
+    store = Path(store_dir.name) / "feedback.sqlite"
     server = subprocess.Popen(
-        [sys.executable, "-m", "lenet5", "serve", *model, "--port", str(port)],
+        [
+            *(sys.executable, "-m", "lenet5", "serve", *model),
+            *("--port", str(port), "--feedback", str(store)),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # one log line per request
@@ -141,22 +199,36 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             png, script = Path(tmp) / "digit.png", Path(tmp) / "post.lua"
             png.write_bytes(payload)
-            script.write_text(LUA)
+            script.write_text(LUA_FEEDBACK if args.feedback_share else LUA)
             endpoint = url + "/api/predict"
             wrk(endpoint, script, png, 3, args.connections, args.threads)  # warm-up
+            stored_before = _stored(store)
             rss_before = rss_mb(server.pid)
+            if args.learn:
+                learning = _start_learning(url, payload)
             started = time.monotonic()
             while (
                 sum(r["requests"] for r in rounds) < args.requests
                 and time.monotonic() - started < args.limit_s
-            ):
+            ) or (args.learn and _learn_state(url)["state"] == "running"):
                 rounds.append(
-                    wrk(endpoint, script, png, args.round_s, args.connections, args.threads)
+                    wrk(
+                        endpoint,
+                        script,
+                        png,
+                        args.round_s,
+                        args.connections,
+                        args.threads,
+                        args.feedback_share,
+                    )
                 )
             rss_after = rss_mb(server.pid)
+            learned = _learn_state(url) if args.learn else None
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+    stored = _stored(store) - stored_before - (100 if args.learn else 0)
+    store_dir.cleanup()
     total = sum(r["requests"] for r in rounds)
     figures = {
         "date": date.today().isoformat(),
@@ -173,6 +245,10 @@ def main() -> int:
         "p99_ms_median_round": statistics.median(r["latency_ms"]["99"] for r in rounds),
         "non_2xx": sum(r["non_2xx"] for r in rounds),
         "socket_errors": [r["socket_errors"] for r in rounds if r["socket_errors"] != "none"],
+        "feedback_share": args.feedback_share,
+        "learning": {"started": learning, "ended": learned} if args.learn else None,
+        "corrections_acknowledged": sum(r["acknowledged"] for r in rounds),
+        "corrections_stored": stored,
         "rss_before_mb": rss_before,
         "rss_after_mb": rss_after,
         "rounds_detail": [{k: v for k, v in r.items() if k != "output"} for r in rounds],
@@ -186,7 +262,49 @@ def main() -> int:
         f"{figures['p99_ms_median_round']:.1f} / {figures['p99_ms_worst_round']:.1f} | "
         f"{figures['non_2xx']} | {rss_before:.0f} -> {rss_after:.0f} MB | {startup_s:.2f} s |"
     )
+    if args.feedback_share:
+        print(
+            f"corrections: {figures['corrections_acknowledged']} acknowledged (201), "
+            f"{stored} stored"
+        )
     return 0
+
+
+def _start_learning(url: str, png: bytes) -> dict:
+    """Store 100 corrections (the load's PNG, labelled 7), then start fine-tuning."""
+    import urllib.request
+
+    boundary = "lenet5benchboundary"
+    form = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="label"\r\n\r\n7\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="d.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + png
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    for _ in range(100):
+        request = urllib.request.Request(url + "/api/feedback", data=form, headers=headers)
+        urllib.request.urlopen(request, timeout=10).read()
+    request = urllib.request.Request(url + "/api/learn", data=b"", method="POST")
+    return json.loads(urllib.request.urlopen(request, timeout=10).read())
+
+
+def _learn_state(url: str) -> dict:
+    import urllib.request
+
+    return json.loads(urllib.request.urlopen(url + "/api/learn", timeout=10).read())
+
+
+def _stored(store: Path) -> int:
+    import sqlite3
+
+    if not store.exists():
+        return 0
+    with sqlite3.connect(store) as db:
+        return int(db.execute("SELECT count(*) FROM corrections").fetchone()[0])
 
 
 if __name__ == "__main__":

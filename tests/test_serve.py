@@ -234,7 +234,10 @@ def test_drawing_in_a_real_browser(mnist_run: Path, tmp_path: Path) -> None:
 
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "lenet5", "serve", "--model", str(mnist_run), "--port", str(port)],
+        [
+            *(sys.executable, "-m", "lenet5", "serve", "--model", str(mnist_run)),
+            *("--port", str(port), "--feedback", str(tmp_path / "fb.sqlite")),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -263,6 +266,10 @@ def test_drawing_in_a_real_browser(mnist_run: Path, tmp_path: Path) -> None:
                 for points in strokes:
                     _stroke(page, box, points)
                 expect(page.locator("#digit")).to_have_text(digit, timeout=10_000)
+            page.keyboard.press("6")  # "no, it is a 6": a correction by key
+            expect(page.locator("#teach-status")).to_contain_text("Kept: a 6, read as 0")
+            expect(page.locator("#counts")).to_contain_text("1 corrections")
+            expect(page.locator("#store-file")).to_have_text(str(tmp_path / "fb.sqlite"))
             shot = Path(os.environ.get("LENET5_SCREENSHOT", tmp_path / "serve.png"))
             page.screenshot(path=str(shot), full_page=True)
             assert shot.read_bytes()[:4] == b"\x89PNG"

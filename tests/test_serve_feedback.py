@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +129,66 @@ def test_counts_say_where_corrections_are_kept(client: TestClient, store: Feedba
     assert counts["file"] == str(store.path.resolve())
     assert counts["total"] == 3 and counts["per_label"]["1"] == 2 and counts["per_label"]["4"] == 1
     assert counts["limit"] == 5
+
+
+def test_kill_9_of_the_server_loses_no_acknowledged_correction(
+    synthetic_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Four clients send corrections; the server is killed with SIGKILL mid-burst. Every
+    correction that got its 201 is in the file, and the file passes integrity_check."""
+    import json as json_module
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import threading
+    import urllib.request
+
+    from lenet5.serve import wait_until_serving
+    from test_serve import _free_port
+
+    port = _free_port()
+    store = tmp_path / "fb.sqlite"
+    server = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "lenet5", "serve", "--model", str(synthetic_run[1])),
+            *("--port", str(port), "--feedback", str(store)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_serving(url, server, timeout=60)
+    pixels = np.ones((28, 28))
+    pixels[4:24, 12:16] = 0.1  # a dark 1 on light paper
+    payload = json_module.dumps({"pixels": pixels.tolist(), "label": 1})
+    acknowledged: list[int] = []
+
+    def client() -> None:
+        while True:
+            request = urllib.request.Request(
+                url + "/api/feedback",
+                data=payload.encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=5) as answer:
+                    assert answer.status == 201
+                    acknowledged.append(json_module.loads(answer.read())["id"])
+            except OSError:
+                return  # the server is gone
+
+    clients = [threading.Thread(target=client) for _ in range(4)]
+    for c in clients:
+        c.start()
+    while len(acknowledged) < 100:
+        time.sleep(0.01)
+    server.send_signal(signal.SIGKILL)
+    server.wait()
+    for c in clients:
+        c.join()
+    db = sqlite3.connect(store)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    stored = {row[0] for row in db.execute("SELECT id FROM corrections")}
+    assert len(acknowledged) >= 100
+    assert set(acknowledged) <= stored
