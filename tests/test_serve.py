@@ -268,7 +268,7 @@ def test_drawing_in_a_real_browser(mnist_run: Path, tmp_path: Path) -> None:
                 expect(page.locator("#digit")).to_have_text(digit, timeout=10_000)
             page.keyboard.press("6")  # "no, it is a 6": a correction by key
             expect(page.locator("#teach-status")).to_contain_text("Kept: a 6, read as 0")
-            expect(page.locator("#counts")).to_contain_text("1 corrections")
+            expect(page.locator("#counts")).to_contain_text("1 correction: 0: 0, 1: 0")
             expect(page.locator("#store-file")).to_have_text(str(tmp_path / "fb.sqlite"))
             shot = Path(os.environ.get("LENET5_SCREENSHOT", tmp_path / "serve.png"))
             page.screenshot(path=str(shot), full_page=True)

@@ -6,6 +6,8 @@ const digitOut = document.getElementById("digit");
 const statusOut = document.getElementById("status");
 const bars = document.getElementById("bars");
 const seen = document.getElementById("seen").getContext("2d");
+const teach = document.getElementById("teach");
+const teachStatus = document.getElementById("teach-status");
 const DEBOUNCE_MS = 150;
 let drawing = false;
 let last = null;
@@ -172,8 +174,6 @@ showModelName();
 
 // Corrections: confirm the answer or pick the right digit (buttons or keys 0-9); the server
 // keeps them (POST /api/feedback) to learn from.
-const teach = document.getElementById("teach");
-const teachStatus = document.getElementById("teach-status");
 const digitButtons = document.getElementById("digits");
 for (let d = 0; d < 10; d++) {
   const button = document.createElement("button");
@@ -193,7 +193,9 @@ document.addEventListener("keydown", (event) => {
 });
 
 function showTeach() {
-  for (const button of teach.querySelectorAll("button")) button.disabled = !answered;
+  for (const button of teach.querySelectorAll("#confirm, #digits button")) {
+    button.disabled = !answered;
+  }
   document.getElementById("confirm").textContent =
     answered ? `Yes, it is a ${answered.digit}` : "Yes";
   if (answered) teachStatus.textContent = "";
@@ -229,7 +231,8 @@ async function refreshCounts() {
   const counts = await response.json();
   teach.hidden = false;
   document.getElementById("store-file").textContent = counts.file;
-  document.getElementById("counts").textContent = `${counts.total} corrections: ` +
+  document.getElementById("counts").textContent =
+    `${counts.total} correction${counts.total === 1 ? "" : "s"}: ` +
     Object.entries(counts.per_label).map(([d, n]) => `${d}: ${n}`).join(", ");
 }
 // Learning: POST /api/learn fine-tunes on the corrections in the background; the page follows
