@@ -122,3 +122,34 @@ def test_learning_is_on_for_loopback_only_unless_allowed() -> None:
     assert learning_policy("0.0.0.0", True) is True
     refused = learning_policy("0.0.0.0", False)
     assert isinstance(refused, str) and "--allow-learning" in refused
+
+
+def test_a_failed_fine_tuning_keeps_the_old_model(
+    synthetic_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    store = FeedbackStore(tmp_path / "fb.sqlite")
+    images, labels = synthetic_digits(5, seed=11)
+    for image, label in zip(images, labels, strict=True):
+        store.add(int(label), int(label), [0.1] * 10, image, None, "base")
+    _, run = synthetic_run
+    model, config = load_model(run)
+    empty = tmp_path / "broken-mnist"
+    empty.mkdir()
+    for name in ("train-images", "train-labels", "t10k-images", "t10k-labels"):
+        kind = "idx3" if "images" in name else "idx1"
+        (empty / f"{name}-{kind}-ubyte").write_bytes(b"broken")  # no usable MNIST for it
+    client = TestClient(create_app(model, config, run, store, data_dir=empty))
+    before = client.get("/api/model").json()
+    assert client.post("/api/learn").status_code == 202
+    state = _wait(client)
+    assert state["state"] == "failed" and state["reason"].startswith("fine-tuning failed: ")
+    assert client.get("/api/model").json() == before
+    assert client.post("/api/learn").status_code == 202  # it can be tried again
+    assert _wait(client)["state"] == "failed"
+
+
+def test_progress_is_read_from_the_childs_progress_bar() -> None:
+    from lenet5.serve_learn import _STEP
+
+    line = b"\repoch 1/1:  45%|####5     | 194/430 [00:02<00:03, 75.1batch/s, loss 0.0213]"
+    assert _STEP.findall(line) == [(b"194", b"430")]

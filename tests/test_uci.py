@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from lenet5 import uci
 from lenet5.cli import main
 from lenet5.data import DataError
 from lenet5.fonts import FONT_FILES, font_digits
@@ -44,10 +45,13 @@ def test_loads_all_1797_digits_as_model_inputs() -> None:
     assert bool((uci.images.flatten(1).amax(1) == 255).all())  # every digit inked
     r, c = _centre_of_mass(uci.images[0].numpy().astype(float))
     assert abs(r - CENTRE) <= 1 and abs(c - CENTRE) <= 1
+    uci.images[0] = 0  # each call gets its own copy of the (cached) rendering
+    assert int(load_uci_digits().images[0].max()) == 255
 
 
 def test_missing_scikit_learn_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # import fails
+    uci._rendered.cache_clear()
     with pytest.raises(DataError, match=r"pip install 'lenet5\[uci\]'"):
         load_uci_digits()
 
