@@ -34,6 +34,18 @@ def _wait(client: TestClient, timeout: float = 120.0) -> dict:
     raise AssertionError("the fine-tuning did not end")
 
 
+def _corrections(
+    tmp_path: Path, n: int, seed: int, mislabel: bool = False
+) -> tuple[FeedbackStore, np.ndarray]:
+    """A store of `n` synthetic digits as corrections (labelled one off when `mislabel`)."""
+    store = FeedbackStore(tmp_path / "fb.sqlite")
+    images, labels = synthetic_digits(n, seed=seed)
+    for image, label in zip(images, labels, strict=True):
+        given = (int(label) + 1) % 10 if mislabel else int(label)
+        store.add(given, int(label), [0.1] * 10, image, None, "base")
+    return store, images
+
+
 def _app(synthetic_run: tuple[Path, Path], store: FeedbackStore, **kwargs) -> TestClient:  # type: ignore[no-untyped-def]
     directory, run = synthetic_run
     model, config = load_model(run)
@@ -43,10 +55,7 @@ def _app(synthetic_run: tuple[Path, Path], store: FeedbackStore, **kwargs) -> Te
 def test_learning_swaps_the_model_without_failing_a_request(
     synthetic_run: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    store = FeedbackStore(tmp_path / "fb.sqlite")
-    images, labels = synthetic_digits(40, seed=9)
-    for image, label in zip(images, labels, strict=True):
-        store.add(int(label), int(label), [0.1] * 10, image, None, "base")
+    store, images = _corrections(tmp_path, 40, seed=9)
     client = _app(synthetic_run, store)
     before = client.get("/api/model").json()["name"]
     assert client.get("/api/learn").json() == {"state": "idle", "progress": 0.0, "allowed": True}
@@ -88,10 +97,7 @@ def test_learning_swaps_the_model_without_failing_a_request(
 def test_mislabelled_corrections_are_refused(
     synthetic_run: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    store = FeedbackStore(tmp_path / "fb.sqlite")
-    images, labels = synthetic_digits(300, seed=10)
-    for image, label in zip(images, labels, strict=True):
-        store.add((int(label) + 1) % 10, int(label), [0.1] * 10, image, None, "base")
+    store, _ = _corrections(tmp_path, 300, seed=10, mislabel=True)
     client = _app(synthetic_run, store)
     before = client.get("/api/model").json()
     assert client.post("/api/learn").status_code == 202
@@ -127,10 +133,7 @@ def test_learning_is_on_for_loopback_only_unless_allowed() -> None:
 def test_a_failed_fine_tuning_keeps_the_old_model(
     synthetic_run: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    store = FeedbackStore(tmp_path / "fb.sqlite")
-    images, labels = synthetic_digits(5, seed=11)
-    for image, label in zip(images, labels, strict=True):
-        store.add(int(label), int(label), [0.1] * 10, image, None, "base")
+    store, _ = _corrections(tmp_path, 5, seed=11)
     _, run = synthetic_run
     model, config = load_model(run)
     empty = tmp_path / "broken-mnist"
