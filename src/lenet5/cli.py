@@ -383,8 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="web page to draw digits on, and a JSON API",
         description="Serve a page to draw digits on (GET /) and a JSON API (POST /api/predict, "
-        "GET /api/health, GET /api/model; OpenAPI docs at /docs) with the bundled model unless "
-        "--model names another. Ctrl-C or SIGTERM stops it.",
+        "GET /api/health, GET /api/model, POST and GET /api/feedback for corrections, POST and "
+        "GET /api/learn to fine-tune on them; OpenAPI docs at /docs) with the bundled model "
+        "unless --model names another. Ctrl-C or SIGTERM stops it.",
     )
     _add_checkpoint_arg(sv)
     sv.add_argument(
