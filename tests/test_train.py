@@ -209,3 +209,22 @@ def test_tensorboard_reader_finds_the_scalars(tiny_data: Path, tmp_path: Path) -
     assert events.Scalars("test/accuracy")[-1].value == pytest.approx(final)
     assert events.Graph() is not None
     assert events.PluginTagToContent("hparams")  # hyperparameters with their final metrics
+
+
+def test_ctrl_c_waits_until_the_epoch_is_on_disk() -> None:
+    """A SIGINT inside the block is held until it ends, then raised as KeyboardInterrupt; an
+    ignored SIGINT (nohup) stays ignored."""
+    from lenet5.train import interrupts_deferred
+
+    finished = []
+    with pytest.raises(KeyboardInterrupt), interrupts_deferred():
+        signal.raise_signal(signal.SIGINT)
+        finished.append("the block ran to its end")
+    assert finished == ["the block ran to its end"]
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with interrupts_deferred():
+            signal.raise_signal(signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import re
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -462,11 +465,12 @@ def fit(
             logger.end_epoch(record)
             is_best = record["val_accuracy"] > best_val
             best_val = max(best_val, record["val_accuracy"])
-            with open(run_dir / METRICS_FILE, "a") as f:
-                f.write(json.dumps(record) + "\n")
-            records.append(record)
-            _save_epoch(run_dir, config, model, optimizer, scheduler, epoch, best_val, is_best)
-            saved_epoch = epoch
+            with interrupts_deferred():  # Ctrl-C waits until the epoch is on disk
+                with open(run_dir / METRICS_FILE, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                records.append(record)
+                _save_epoch(run_dir, config, model, optimizer, scheduler, epoch, best_val, is_best)
+                saved_epoch = epoch
             if world > 1:
                 dist.barrier()  # the other ranks wait for evaluation and checkpoints
             echo(
@@ -502,6 +506,25 @@ def fit(
         raise TrainingError(f"epoch {epoch}: {exc}; stopped, {kept}; try a lower --lr") from None
     finally:
         logger.close()
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold SIGINT (Ctrl-C) until the block ends, then deliver it as it would have been.
+
+    torch.save interrupted half-way raises a RuntimeError from its zip writer instead of
+    KeyboardInterrupt; holding the signal keeps every checkpoint whole and Ctrl-C clean."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            signal.raise_signal(signal.SIGINT)  # now handled as before: KeyboardInterrupt
 
 
 def _seed_rank(seed: int, epoch: int, rank: int) -> None:
