@@ -161,6 +161,13 @@ class FeedbackStore:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM corrections").fetchone()[0])
 
+    def last_id(self) -> int:
+        """The newest correction's id (0: none)."""
+        with self._lock:
+            return int(
+                self._db.execute("SELECT coalesce(max(id), 0) FROM corrections").fetchone()[0]
+            )
+
     def stats(self) -> dict[str, Any]:
         """total, per label, and per (predicted, label) pair."""
         with self._lock:

@@ -49,10 +49,9 @@ def finetune(
     before/after figures, also written to run_dir/finetune.json."""
     settings = settings or FinetuneSettings()
     base_path = resolve_checkpoint(base)
-    _, base_config = load_model(base)
+    before_model, base_config = load_model(base, device)
     with open_existing(feedback) as store:
-        total = store.count()
-        last_id = max((r.id for r in store.corrections()), default=0)
+        total, last_id = store.count(), store.last_id()
     if total == 0:
         raise FeedbackError(f"{feedback} holds no corrections to learn from")
     config = dataclasses.replace(
@@ -73,7 +72,6 @@ def finetune(
     learn, held = correction_splits(config)
     if len(learn) == 0:
         raise FeedbackError(f"{feedback}: every correction was kept apart; add more first")
-    before_model, _ = load_model(base, device)
     val = splits.val.to(device)
 
     def measure(model: torch.nn.Module) -> dict[str, float | None]:
