@@ -26,6 +26,7 @@ from lenet5.evaluate import describe_split, evaluate, format_report, per_class_m
 from lenet5.experiments import EXPERIMENTS, QUICK_TRAIN_IMAGES, results_table, run_experiments
 from lenet5.export import ATOL, RTOL, compare_with_onnx, export_onnx
 from lenet5.finetune import FinetuneSettings
+from lenet5.locks import hold
 from lenet5.models import INIT_NAMES, MODEL_NAMES, build_model
 from lenet5.plots import plot_confident_errors, plot_confusion_matrix
 from lenet5.predict import predict, predict_digits, predict_image
@@ -336,7 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="reproduce the tutorial's study: train, compare, plot, profile",
         description="Train the tutorial's configurations (softmax-gd, lenet5-sgd, lenet5-adam, "
         "lenet5-adam-dropout) and the best recipe; write results.md, results.csv, plots, an "
-        "inference trace and report.md. Finished runs are reused, interrupted ones resumed.",
+        "inference trace and report.md. Finished runs are reused, interrupted ones resumed. One "
+        "study writes to a folder at a time: a second one on the same --out is refused.",
     )
     ex.add_argument(
         "--out",
@@ -716,19 +718,20 @@ def _experiments(args: argparse.Namespace) -> int:
     dataset = args.dataset or DEFAULTS.dataset
     device = resolve_device(args.device)
     splits = load_splits(dataset, args.data_dir, progress=sys.stderr.isatty())
-    rows = run_experiments(
-        splits,
-        args.out,
-        args.seeds,
-        args.quick,
-        device,
-        dataset,
-        echo=lambda line: print(line, flush=True),
-        only=tuple(args.only or ()),
-        jobs=args.jobs,
-        data_dir=args.data_dir,
-        threads=args.threads,
-    )
+    with hold(args.out):  # a second study on this folder is refused, not run twice
+        rows = run_experiments(
+            splits,
+            args.out,
+            args.seeds,
+            args.quick,
+            device,
+            dataset,
+            echo=lambda line: print(line, flush=True),
+            only=tuple(args.only or ()),
+            jobs=args.jobs,
+            data_dir=args.data_dir,
+            threads=args.threads,
+        )
     print(results_table(rows))
     print(f"report: {args.out / 'report.md'}")
     return 0
@@ -827,3 +830,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (keeps interpreter exit quiet)
         return 141
+    except OSError as exc:  # a file the command needed, when no more specific error said so
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"lenet5: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1

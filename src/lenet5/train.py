@@ -26,6 +26,7 @@ from lenet5.augment import Distortion
 from lenet5.checkpoint import (
     BEST,
     LAST,
+    append_line,
     atomic_write_text,
     load_checkpoint,
     load_model,
@@ -33,8 +34,9 @@ from lenet5.checkpoint import (
 )
 from lenet5.config import TrainConfig
 from lenet5.data import DATASETS, Split, Splits, batches, to_float
-from lenet5.errors import Lenet5Error
+from lenet5.errors import Lenet5Error, WriteError
 from lenet5.evaluate import evaluate
+from lenet5.locks import LOCK_FILE, check_free, hold
 from lenet5.models import INIT_NAMES, MODEL_NAMES, build_model, count_parameters
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -267,9 +269,10 @@ def prepare_new_run_dir(path: Path) -> None:
     if path.exists():
         if not path.is_dir():
             raise TrainingError(f"{path} exists and is not a directory")
+        check_free(path)
         if is_run_dir(path):
             raise TrainingError(f"{path} already holds a run; continue it with --resume {path}")
-        if any(path.iterdir()):
+        if any(p.name != LOCK_FILE for p in path.iterdir()):
             raise TrainingError(f"{path} exists, is not empty and is not a run directory")
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -381,13 +384,27 @@ def fit(
     accuracy improves) and checkpoints/last.pt. A run killed at any moment resumes to the same
     final weights. In a distributed run (see `init_distributed`) every rank trains on its shard
     of each global batch, and rank 0 alone evaluates, logs and writes; the others return {}.
+    The writing process holds the run directory (`lenet5.locks`): a second one is refused.
     """
     check_config(config)
     run_dir, device = Path(run_dir), torch.device(device)
+    if rank_and_world()[0] != 0:
+        return _fit(config, splits, run_dir, device, resume, progress, echo)
+    with hold(run_dir):
+        return _fit(config, splits, run_dir, device, resume, progress, echo)
+
+
+def _fit(
+    config: TrainConfig,
+    splits: Splits,
+    run_dir: Path,
+    device: torch.device,
+    resume: bool,
+    progress: bool,
+    echo: Callable[[str], None],
+) -> dict[str, Any]:
     rank, world = rank_and_world()
     main = rank == 0
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
     model = init_model(config, device)
     optimizer = make_optimizer(config, model)
     train = training_split(config, splits.train).to(device)
@@ -466,8 +483,7 @@ def fit(
             is_best = record["val_accuracy"] > best_val
             best_val = max(best_val, record["val_accuracy"])
             with interrupts_deferred():  # Ctrl-C waits until the epoch is on disk
-                with open(run_dir / METRICS_FILE, "a") as f:
-                    f.write(json.dumps(record) + "\n")
+                append_line(run_dir / METRICS_FILE, json.dumps(record) + "\n")
                 records.append(record)
                 _save_epoch(run_dir, config, model, optimizer, scheduler, epoch, best_val, is_best)
                 saved_epoch = epoch
@@ -481,6 +497,7 @@ def fit(
         summary = _summary(config, records, init_model(config, device), test, model)
         atomic_write_text(run_dir / SUMMARY_FILE, _dump(summary))
         logger.hparams(config, summary)
+        logger.close()
         return summary
     except KeyboardInterrupt:
         if records and records[-1]["epoch"] > saved_epoch:  # the interrupt cut the save short
@@ -498,14 +515,29 @@ def fit(
         )
         raise
     except TrainingError as exc:
-        kept = (
-            f"the last good checkpoint (epoch {epoch - 1}) is {run_dir / LAST}"
-            if epoch > 1
-            else "no checkpoint was written"
-        )
-        raise TrainingError(f"epoch {epoch}: {exc}; stopped, {kept}; try a lower --lr") from None
+        raise TrainingError(
+            f"epoch {epoch}: {exc}; stopped, {_kept(run_dir, saved_epoch)}; try a lower --lr"
+        ) from None
+    except (OSError, WriteError) as exc:
+        # OSError: TensorBoard's writer thread failed, and says so at the next event.
+        cause = str(exc) if isinstance(exc, WriteError) else _events_failure(run_dir, exc)
+        raise WriteError(
+            f"{cause}; stopped, {_kept(run_dir, saved_epoch)}; once there is room: "
+            f"lenet5 train --resume {run_dir}"
+        ) from None
     finally:
-        logger.close()
+        with contextlib.suppress(OSError):  # already reported above
+            logger.close()
+
+
+def _kept(run_dir: Path, saved_epoch: int) -> str:
+    if saved_epoch:
+        return f"the last good checkpoint (epoch {saved_epoch}) is {run_dir / LAST}"
+    return "no checkpoint was written"
+
+
+def _events_failure(run_dir: Path, exc: OSError) -> str:
+    return f"cannot write the TensorBoard events in {run_dir}: {exc.strerror or exc}"
 
 
 @contextlib.contextmanager
