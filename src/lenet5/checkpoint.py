@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -13,7 +15,7 @@ import torch
 from torch import nn
 
 from lenet5.config import TrainConfig
-from lenet5.errors import Lenet5Error
+from lenet5.errors import Lenet5Error, write_error
 from lenet5.models import build_model
 
 FORMAT = "lenet5-checkpoint"
@@ -36,23 +38,48 @@ class CheckpointError(Lenet5Error):
 
 
 def atomic_write(path: Path, write: Any) -> None:
-    """Call `write(file_object)` on a temporary file beside `path`, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Call `write(file_object)` on a temporary file beside `path`, then rename it over `path`.
+
+    Any failure (a full disk, a read-only folder) leaves `path` as it was and raises WriteError."""
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise write_error(path, exc) from None
         raise
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line durably; on failure the file is cut back to its earlier lines."""
+    try:
+        with open(path, "ab", buffering=0) as f:
+            start = f.tell()
+            try:
+                data = memoryview(line.encode())
+                while data:  # an unbuffered write may take only part of it
+                    data = data[f.write(data) :]
+                os.fsync(f.fileno())
+            except OSError:
+                with contextlib.suppress(OSError):
+                    f.truncate(start)
+                raise
+    except OSError as exc:
+        raise write_error(path, exc) from None
 
 
 def save_checkpoint(
@@ -79,7 +106,10 @@ def save_checkpoint(
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda_rng_state"] = torch.cuda.get_rng_state_all()
-    atomic_write(path, lambda f: torch.save(state, f))
+    # Serialised in memory first: torch's zip writer reports a full disk as a bare RuntimeError.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write(path, lambda f: f.write(buffer.getbuffer()))
 
 
 def resolve_checkpoint(path: str | Path | None) -> Path:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from lenet5.data import Split, batches
-from lenet5.errors import Lenet5Error
+from lenet5.errors import Lenet5Error, write_error
 from lenet5.models import IMAGE_SIZE
 
 INPUT_NAME = "input"  # (N, 1, 28, 28) float32 in [0, 1]
@@ -29,15 +29,10 @@ def export_onnx(model: nn.Module, path: Path) -> None:
         raise Lenet5Error(f"ONNX export needs extra packages: {EXTRA}") from None
     model = model.cpu().eval()
     example = torch.rand(2, 1, IMAGE_SIZE, IMAGE_SIZE)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # The exporter logs about optional torchvision ops and warns about its own internals.
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    with (
-        tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-") as tmp,
-        warnings.catch_warnings(),
-    ):
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        tmp_file = Path(tmp) / path.name
         program = torch.onnx.export(
             model,
             (example,),
@@ -47,9 +42,15 @@ def export_onnx(model: nn.Module, path: Path) -> None:
             dynamo=True,
             verbose=False,
         )
-        assert program is not None
-        program.save(str(tmp_file), external_data=False)
-        tmp_file.replace(path)
+    assert program is not None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-") as tmp:
+            tmp_file = Path(tmp) / path.name
+            program.save(str(tmp_file), external_data=False)
+            tmp_file.replace(path)
+    except OSError as exc:  # a full disk, a read-only folder: `path` is left as it was
+        raise write_error(path, exc) from None
 
 
 def onnx_session(path: Path) -> Any:

@@ -150,9 +150,12 @@ class FeedbackStore:
                     )
                     self._db.execute("COMMIT")
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    if self._db.in_transaction:  # SQLite ends it itself on a full disk
+                        self._db.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
+                if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                    raise StoreFull(f"{self.path}: cannot store the correction ({exc})") from None
                 raise FeedbackError(f"{self.path}: cannot store the correction ({exc})") from None
         assert cursor.lastrowid is not None
         return cursor.lastrowid
