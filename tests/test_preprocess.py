@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from lenet5.preprocess import (
+    WORK_SIDE,
     ImageError,
     load_image,
     otsu_threshold,
@@ -187,3 +188,58 @@ def test_split_digits_ignores_specks() -> None:
     image = _paper_with_bar((300, 120), (40, 10, 60, 110))
     ImageDraw.Draw(image).point([(200, 60), (201, 60)], fill=0)
     assert len(split_digits(image)) == 1
+
+
+def _seven(size: tuple[int, int], mode: str = "L") -> Image.Image:
+    """A dark 7 drawn large on white paper, its stroke a sixtieth of the height."""
+    w, h = size
+    image = Image.new(mode, size, "white")
+    points = [(0.35 * w, 0.3 * h), (0.65 * w, 0.3 * h), (0.45 * w, 0.75 * h)]
+    ImageDraw.Draw(image).line(points, fill="black", width=h // 60, joint="curve")
+    return image
+
+
+def _full_decode(raw: bytes) -> Image.Image:
+    """Every pixel decoded, as load_image did before it shrank large images."""
+    image = Image.open(io.BytesIO(raw))
+    image.load()
+    return image
+
+
+@pytest.mark.parametrize(
+    "mode, fmt, size",
+    [
+        ("RGB", "JPEG", (4000, 3000)),  # a phone photo: decoded at a quarter scale
+        ("L", "PNG", (3000, 5000)),  # box-reduced after decoding
+        ("I;16", "PNG", (2100, 1500)),  # a mode reduce() refuses: resized instead
+    ],
+)
+def test_large_images_are_shrunk_while_decoding_and_read_alike(
+    mode: str, fmt: str, size: tuple[int, int]
+) -> None:
+    image = _seven(size, "L")
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(image, dtype=np.uint16) * 257)
+    raw = _png(image.convert(mode) if mode == "RGB" else image, format=fmt)
+    loaded = load_image(raw)
+    assert WORK_SIDE // 2 <= max(loaded.size) <= WORK_SIDE
+    assert abs(loaded.size[0] / loaded.size[1] - size[0] / size[1]) < 0.01
+    shrunk, full = preprocess(loaded), preprocess(_full_decode(raw))
+    assert np.abs(shrunk.astype(int) - full).mean() < 6
+    assert _bbox(shrunk) == _bbox(full)
+
+
+def test_a_large_photo_keeps_its_exif_orientation() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: viewers rotate it 90 degrees
+    bar = _paper_with_bar((4000, 3000), (500, 1400, 3500, 1600))  # a horizontal bar
+    x = preprocess(load_image(_png(bar, format="JPEG", exif=exif)))
+    height, width = _bbox(x)
+    assert height > 3 * width
+
+
+def test_colour_too_large_to_decode_is_refused_before_decoding() -> None:
+    raw = _png(Image.new("RGBA", (6000, 6000), "white"))  # 36 MP: 137 MiB in memory
+    with pytest.raises(ImageError, match=r"6000x6000 RGBA takes 137 MiB decoded \(limit 128"):
+        load_image(raw)
+    assert load_image(_png(Image.new("L", (6000, 6000), "white"))).size == (750, 750)  # /8

@@ -8,11 +8,12 @@ the web app and tests all go through `load_image` and `preprocess` (or `split_di
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from lenet5.errors import Lenet5Error
 
@@ -20,6 +21,8 @@ SIZE = 28  # model input side
 BOX = 20  # MNIST fits each digit's longer side to 20 px...
 CENTRE = 14.0  # ...and puts its centre of mass at (14, 14) (measured on the MNIST test set)
 MAX_PIXELS = 40_000_000  # larger images are refused from their header, before decoding
+MAX_DECODED_BYTES = 128 * 2**20  # what decoding may take: 40 MP of gray, 33 MP of colour
+WORK_SIDE = 768  # larger images are shrunk while decoding to at most this: ample for 20 px
 MIN_CONTRAST = 32  # gray levels between background and ink below which we call an image blank
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -44,11 +47,11 @@ def load_image(source: str | Path | bytes) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(raw), formats=FORMATS)
-            width, height = image.size
+            opened = Image.open(io.BytesIO(raw), formats=FORMATS)
+            width, height = opened.size
             if width * height > MAX_PIXELS:
                 raise ImageError(f"image too large: {width}x{height} pixels (limit {MAX_PIXELS:,})")
-            image.load()
+            image = _decode_small(opened)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -59,6 +62,55 @@ def load_image(source: str | Path | bytes) -> Image.Image:
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"cannot decode image ({exc})") from None
     return image
+
+
+def _decode_small(image: ImageFile.ImageFile) -> Image.Image:
+    """Decode `image`, its longer side at most WORK_SIDE: a phone photo's JPEG straight from its
+    DCT at 1/2, 1/4 or 1/8 scale, anything else box-reduced right after decoding, before any
+    per-pixel work in floating point (docs/benchmarks/large-photos.json)."""
+    side = max(image.size)
+    if image.format == "JPEG" and side >= WORK_SIDE:
+        scale = min(8, 2 ** int(math.log2(2 * side / WORK_SIDE)))  # to WORK_SIDE/2..WORK_SIDE
+        image.draft(image.mode, (image.size[0] // scale, image.size[1] // scale))
+    width, height = image.size
+    # Pillow keeps 1 byte a pixel for bits, gray and palette images, 2 for 16-bit gray and 4
+    # for the rest (RGB included).
+    depth = 1 if image.mode in ("1", "L", "P") else 2 if image.mode.startswith("I;16") else 4
+    if width * height * depth > MAX_DECODED_BYTES:
+        mib = width * height * depth / 2**20
+        raise ImageError(
+            f"image too large: {width}x{height} {image.mode} takes {mib:.0f} MiB decoded "
+            f"(limit {MAX_DECODED_BYTES // 2**20} MiB)"
+        )
+    image.load()
+    side = max(image.size)
+    if side <= WORK_SIDE:
+        return image
+    return _reduce(image, math.ceil(side / WORK_SIDE))
+
+
+def _reduce(image: Image.Image, factor: int) -> Image.Image:
+    """Average each `factor` x `factor` block, a strip of rows at a time: reduce() copies a
+    whole image with transparency first (premultiplied), 160 MB more for 40 MP of RGBA."""
+    width, height = image.size
+    strip_rows = 64 * factor  # a multiple of factor: the strips' blocks are the whole's
+    out: Image.Image | None = None
+    for top in range(0, height, strip_rows):
+        strip = image.crop((0, top, width, min(height, top + strip_rows)))
+        if strip.mode in ("1", "P"):  # no averaging on bits or palette indices
+            strip = strip.convert("RGBA" if strip.mode == "P" else "L")
+        try:
+            small = strip.reduce(factor)
+        except ValueError:  # a mode reduce() does not take (16-bit gray...)
+            size = (math.ceil(strip.width / factor), math.ceil(strip.height / factor))
+            small = strip.resize(size, Image.Resampling.BOX)
+        if out is None:
+            out = Image.new(small.mode, (math.ceil(width / factor), math.ceil(height / factor)))
+            if "exif" in image.info:  # its orientation
+                out.info["exif"] = image.info["exif"]
+        out.paste(small, (0, top // factor))
+    assert out is not None
+    return out
 
 
 def to_gray(image: Image.Image) -> np.ndarray:

@@ -14,8 +14,7 @@ from pydantic import BaseModel, Field
 
 from lenet5.feedback import FeedbackError, FeedbackStore, StoreFull
 from lenet5.predict import Prediction
-from lenet5.preprocess import ImageError, preprocess
-from lenet5.uploads import ApiError, read_upload
+from lenet5.uploads import ApiError, model_input, read_upload
 
 
 def default_store_path() -> Path:
@@ -62,10 +61,7 @@ def feedback_router(
     async def add(request: Request) -> JSONResponse:
         upload = await read_upload(request)
         label = _label(upload.fields)
-        try:
-            x = preprocess(upload.image)
-        except ImageError as exc:
-            raise ApiError(422, str(exc)) from None
+        x = await model_input(upload)
         answer = await predict(x)
         try:
             row_id = await asyncio.get_running_loop().run_in_executor(
