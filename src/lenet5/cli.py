@@ -19,7 +19,7 @@ from PIL import Image
 from lenet5 import __version__
 from lenet5.augment import ELASTIC_SIGMA
 from lenet5.checkpoint import BUNDLED_NAME, atomic_write, load_model, resolve_checkpoint
-from lenet5.config import RECIPES, TrainConfig
+from lenet5.config import RECIPES, ServeLimits, TrainConfig
 from lenet5.data import DATASETS, batches, load_splits
 from lenet5.errors import Lenet5Error
 from lenet5.evaluate import describe_split, evaluate, format_report, per_class_metrics
@@ -47,6 +47,7 @@ from lenet5.train import (
 from lenet5.uci import UCI_DIGITS, load_uci_digits
 
 DEFAULTS = TrainConfig()
+LIMITS = ServeLimits()
 FINETUNE = FinetuneSettings()
 RUNS_ROOT = Path("runs")
 
@@ -409,6 +410,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="let clients start fine-tuning (POST /api/learn) on a server bound to another "
         "address than loopback (on loopback it is always allowed)",
     )
+    sv.add_argument(
+        "--read-timeout",
+        type=_positive_float,
+        default=LIMITS.read_timeout,
+        metavar="SECONDS",
+        help="answer 408 and close a connection whose request sends no byte for this long "
+        "(default: %(default)s)",
+    )
+    sv.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=LIMITS.max_connections,
+        metavar="N",
+        help="open connections at most; more are answered 503 and closed (default: %(default)s)",
+    )
+    sv.add_argument(
+        "--keep-alive",
+        type=_positive_float,
+        default=LIMITS.keep_alive,
+        metavar="SECONDS",
+        help="close an idle keep-alive connection after this long (default: %(default)s)",
+    )
 
     ft = sub.add_parser(
         "finetune",
@@ -744,7 +767,8 @@ def _serve(args: argparse.Namespace) -> int:
         raise Lenet5Error(
             f"serving needs extra packages ({exc.name}): pip install 'lenet5[serve]'"
         ) from None
-    serve(args.checkpoint, args.host, args.port, args.feedback, args.allow_learning)
+    limits = ServeLimits(args.read_timeout, args.max_connections, args.keep_alive)
+    serve(args.checkpoint, args.host, args.port, args.feedback, args.allow_learning, limits)
     return 0
 
 

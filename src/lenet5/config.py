@@ -92,3 +92,12 @@ RECIPES: dict[str, dict[str, Any]] = {
     # stroke thickness and low resolution were tried and lowered both.
     "robust": {**_BEST, "aspect": 0.25, "fonts": 10, "strokes": 1000},
 }
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    """What one client may hold of `lenet5 serve` (lenet5.serve_http)."""
+
+    read_timeout: float = 30.0  # seconds without a byte of a request's headers or body: 408
+    max_connections: int = 4096  # open connections; more are answered 503 and closed
+    keep_alive: float = 5.0  # seconds an idle keep-alive connection stays open

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import subprocess
@@ -20,15 +21,15 @@ from pydantic import BaseModel, Field
 from torch import nn
 
 from lenet5.checkpoint import BUNDLED, BUNDLED_NAME, LAST, bundled_card, resolve_checkpoint
-from lenet5.config import TrainConfig
+from lenet5.config import ServeLimits, TrainConfig
 from lenet5.feedback import FeedbackStore
 from lenet5.models import count_parameters
 from lenet5.predict import Prediction, predict_inputs
-from lenet5.preprocess import ImageError, preprocess
 from lenet5.serve_feedback import default_store_path, feedback_router
+from lenet5.serve_http import BoundedProtocol, usable_connections
 from lenet5.serve_learn import Learner, learn_router
 from lenet5.summary import layer_table
-from lenet5.uploads import IMAGE_TYPES, ApiError, Pixels, read_upload
+from lenet5.uploads import IMAGE_TYPES, ApiError, Pixels, model_input, read_upload
 
 STATIC = Path(__file__).parent / "static"
 
@@ -207,11 +208,7 @@ def create_app(
         summary="Read the digit in an image file, raw image bytes or 28x28 pixels",
     )
     async def predict(request: Request) -> Response:
-        image = (await read_upload(request)).image
-        try:
-            x = preprocess(image)
-        except ImageError as exc:
-            raise ApiError(422, str(exc)) from None
+        x = await model_input(await read_upload(request))
         result = await batcher.predict(x)
         # Built by hand: validating 784 numbers again per request would cost a tenth of the
         # request's time; the shape is PredictResponse's (the fuzz test checks every answer).
@@ -252,6 +249,7 @@ def serve(
     port: int = 8000,
     feedback: str | Path | None = None,
     allow_learning: bool = False,
+    limits: ServeLimits | None = None,
 ) -> None:
     """Run the app with uvicorn until Ctrl-C or SIGTERM (checkpoint None: the bundled model;
     feedback None: corrections go to `default_store_path()`). Learning from the page is on
@@ -275,14 +273,21 @@ def serve(
     gc.freeze()
     # httptools parses HTTP in C; the plain asyncio loop keeps latency even under load (with
     # uvloop, p99 rose from 49 to 230 ms at 32 clients here).
+    limits = limits or ServeLimits()
+    max_connections = usable_connections(limits.max_connections)
+    if max_connections < limits.max_connections:
+        print(f"open-file limit: at most {max_connections} connections", flush=True)
     uvicorn.run(
         app,
         host=host,
         port=port,
         access_log=True,
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=limits.keep_alive,  # type: ignore[arg-type]
         loop="asyncio",
-        http="httptools",
+        http=functools.partial(  # type: ignore[arg-type]
+            BoundedProtocol, read_timeout=limits.read_timeout, max_connections=max_connections
+        ),
     )
 
 
