@@ -74,6 +74,60 @@ end
 """
 
 
+# With --malformed-share, that share of the requests are malformed, each kind in turn; the
+# answers are counted by status, and a 200 whose digit is not the PNG's 7 counts as wrong.
+LUA_HOSTILE = r"""
+local f = io.open(os.getenv("LOAD_PNG"), "rb")
+local png = f:read("*a")
+f:close()
+local share = tonumber(os.getenv("LOAD_MALFORMED_SHARE"))
+local boundary = "lenet5loadboundary"
+local bad = {
+  wrk.format("POST", "/api/predict", {["Content-Type"] = "image/png"},
+    png:sub(1, math.floor(#png / 2))),                                  -- truncated image
+  "POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+    .. "Content-Length: 999999999\r\n\r\n",                              -- huge declared length
+  wrk.format("POST", "/api/predict", {["Content-Type"] = "text/plain"}, "seven"),  -- wrong type
+  wrk.format("POST", "/api/predict", {["Content-Type"] = "application/json"},
+    '{"pixels": [[0.5, '),                                              -- bad JSON
+  wrk.format("POST", "/api/predict", {["Content-Type"] = "image/png"},
+    string.rep("\0\1\2\3", 256)),                                       -- not an image
+  wrk.format("POST", "/api/predict",
+    {["Content-Type"] = "multipart/form-data; boundary=" .. boundary},
+    "--" .. boundary .. "\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n--"
+    .. boundary .. "--\r\n"),                                           -- no file field
+  wrk.format("POST", "/api/feedback", {["Content-Type"] = "application/json"},
+    '{"label": 12}'),                                                   -- no pixels, bad label
+}
+local good = wrk.format("POST", "/api/predict", {["Content-Type"] = "image/png"}, png)
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) sent_bad, sent_good, right, wrong, s4xx, s5xx, k = 0, 0, 0, 0, 0, 0, 0 end
+function request()
+  if math.random() < share then
+    k = k % #bad + 1
+    sent_bad = sent_bad + 1
+    return bad[k]
+  end
+  sent_good = sent_good + 1
+  return good
+end
+function response(status, headers, body)
+  if status == 200 then
+    if body:find('"digit":7', 1, true) then right = right + 1 else wrong = wrong + 1 end
+  elseif status >= 500 then s5xx = s5xx + 1
+  elseif status >= 400 then s4xx = s4xx + 1 end
+end
+function done(summary, latency, requests)
+  for _, key in ipairs({"sent_bad", "sent_good", "right", "wrong", "s4xx", "s5xx"}) do
+    local total = 0
+    for _, t in ipairs(threads) do total = total + t:get(key) end
+    io.write("HOSTILE " .. key .. " " .. total .. "\n")
+  end
+end
+"""
+
+
 def digit_png(size: int) -> bytes:
     """A 7 drawn dark on white (size x size, like the page's canvas) or MNIST-style at 28."""
     image = Image.new("L", (280, 280), 255)
@@ -114,6 +168,7 @@ def wrk(
     connections: int,
     threads: int,
     share: float = 0.0,
+    malformed: float = 0.0,
 ) -> dict:
     """One round of wrk; its figures."""
     out = subprocess.run(
@@ -130,7 +185,12 @@ def wrk(
             str(script),
             url,
         ],
-        env={**os.environ, "LOAD_PNG": str(png), "LOAD_FEEDBACK_SHARE": str(share)},
+        env={
+            **os.environ,
+            "LOAD_PNG": str(png),
+            "LOAD_FEEDBACK_SHARE": str(share),
+            "LOAD_MALFORMED_SHARE": str(malformed),
+        },
         capture_output=True,
         text=True,
         check=True,
@@ -142,6 +202,7 @@ def wrk(
     socket_errors = re.search(r"Socket errors: (.*)$", out, re.M)
     acked = re.search(r"^ACKED (\d+)$", out, re.M)
     return {
+        "hostile": {k: int(v) for k, v in re.findall(r"^HOSTILE (\w+) (\d+)$", out, re.M)},
         "acknowledged": int(acked.group(1)) if acked else 0,
         "requests": int(done.group(1)),
         "requests_per_s": float(rate.group(1)),
@@ -175,6 +236,13 @@ def main() -> int:
         default=0.0,
         help="share of the requests that are corrections (POST /api/feedback)",
     )
+    parser.add_argument(
+        "--malformed-share",
+        type=float,
+        default=0.0,
+        help="share of the requests that are malformed (truncated images, huge declared "
+        "lengths, wrong types, bad JSON...)",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("needs wrk: apt-get install wrk")
@@ -201,7 +269,13 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             png, script = Path(tmp) / "digit.png", Path(tmp) / "post.lua"
             png.write_bytes(payload)
-            script.write_text(LUA_FEEDBACK if args.feedback_share else LUA)
+            script.write_text(
+                LUA_HOSTILE
+                if args.malformed_share
+                else LUA_FEEDBACK
+                if args.feedback_share
+                else LUA
+            )
             endpoint = url + "/api/predict"
             wrk(endpoint, script, png, 3, args.connections, args.threads)  # warm-up
             stored_before = _stored(store)
@@ -222,6 +296,7 @@ def main() -> int:
                         args.connections,
                         args.threads,
                         args.feedback_share,
+                        args.malformed_share,
                     )
                 )
             rss_after = rss_mb(server.pid)
@@ -250,6 +325,13 @@ def main() -> int:
         "non_2xx": sum(r["non_2xx"] for r in rounds),
         "socket_errors": [r["socket_errors"] for r in rounds if r["socket_errors"] != "none"],
         "feedback_share": args.feedback_share,
+        "malformed_share": args.malformed_share,
+        "hostile": {
+            key: sum(r["hostile"].get(key, 0) for r in rounds)
+            for key in ("sent_bad", "sent_good", "right", "wrong", "s4xx", "s5xx")
+        }
+        if args.malformed_share
+        else None,
         "learning": {"started": learning, "ended": learned} if args.learn else None,
         "corrections_acknowledged": sum(r["acknowledged"] for r in rounds),
         "corrections_stored": stored,

@@ -101,6 +101,18 @@ def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def _until_closed(conn: socket.socket) -> bytes | None:
+    """What the server sent before closing the connection; None if it is still open."""
+    conn.settimeout(2)
+    data = b""
+    try:
+        while chunk := conn.recv(65536):
+            data += chunk
+    except OSError:
+        return None
+    return data
+
+
 def slow_clients(port: int, pid: int, slow: int, seconds: float, limits: ServeLimits) -> dict:
     png = digit_png(28)
     held = []
@@ -119,14 +131,11 @@ def slow_clients(port: int, pid: int, slow: int, seconds: float, limits: ServeLi
     time.sleep(max(0.0, limits.read_timeout + 2 - (time.monotonic() - opened_at)))
     answers: dict[str, int] = {}
     for conn in held:
-        conn.settimeout(5)
-        try:
-            data = conn.recv(64)
-            closed = data == b"" or conn.recv(64) == b""
-            key = data.split(b"\r\n")[0].decode() if data else "closed silently"
-            answers[key if closed else "still open"] = answers.get(key, 0) + 1
-        except OSError:
-            answers["still open"] = answers.get("still open", 0) + 1
+        answer = _until_closed(conn)
+        key = answer.split(b"\r\n")[0].decode() if answer else "closed with no answer"
+        if answer is None:
+            key = "still open"
+        answers[key] = answers.get(key, 0) + 1
         conn.close()
     return {
         "slow_connections": slow,

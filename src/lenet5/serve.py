@@ -186,7 +186,9 @@ def create_app(
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+        # A body refused unread (too large, or stalled) leaves the connection unusable.
+        close = {"Connection": "close"} if exc.status in (408, 413) else None
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=close)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
