@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,10 +33,16 @@ def hold(directory: Path) -> Iterator[None]:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.read(fd, 500).decode(errors="replace").strip() or "another process"
+        holder = ""
+        for _ in range(5):  # the holder writes its name just after taking the lock
+            holder = os.pread(fd, 500, 0).decode(errors="replace").strip()
+            if holder:
+                break
+            time.sleep(0.02)
         os.close(fd)
         raise DirectoryBusy(
-            f"{directory} is in use by {holder}; wait for it to end or choose another directory"
+            f"{directory} is in use by {holder or 'another process'}; wait for it to end or "
+            "choose another directory"
         ) from None
     try:
         with contextlib.suppress(OSError):  # a full disk: the lock holds all the same
