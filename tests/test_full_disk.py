@@ -3,6 +3,7 @@ made read-only under training, export and the feedback store."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -120,3 +121,37 @@ def test_feedback_store_on_a_full_disk(disk: Path) -> None:
         assert store.count() == 1
         filler.unlink()
         assert store.add(3, 5, [0.1] * 10, pixels, b"x" * 50_000, "m") == first + 1
+
+
+def test_tensorboard_events_that_cannot_be_written_stop_training_cleanly(
+    tiny_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """TensorBoard writes on a thread of its own, and reports a failure at the next event."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    run = tmp_path / "run"
+    train = ["train", "--data-dir", str(tiny_data), "--batch-size", "64", "--no-progress"]
+    assert main([*train, "--run-dir", str(run), "--epochs", "1"]) == 0
+    add_scalar = SummaryWriter.add_scalar
+
+    def full(self: SummaryWriter, tag: str, *args: object, **kwargs: object) -> None:
+        if tag == "val/accuracy":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        add_scalar(self, tag, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SummaryWriter, "add_scalar", full)
+    capsys.readouterr()
+    resume = ["train", "--resume", str(run), "--epochs", "2", "--data-dir", str(tiny_data)]
+    assert main(resume) == 1
+    assert _error_line(capsys) == (
+        f"lenet5: error: cannot write the TensorBoard events in {run}: No space left on device; "
+        f"stopped, the last good checkpoint (epoch 1) is {run / LAST}; once there is room: "
+        f"lenet5 train --resume {run}"
+    )
+    assert _epochs(run) == [1]
+    monkeypatch.setattr(SummaryWriter, "add_scalar", add_scalar)
+    assert main(resume) == 0
+    assert _epochs(run) == [1, 2]
