@@ -90,7 +90,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     # drawn with strokes in styles MNIST lacks, and random changes of aspect ratio. Chosen at 10
     # epochs on validation and UCI digits (docs/robustness.md); elastic distortion, slant,
     # stroke thickness and low resolution were tried and lowered both.
-    "robust": {**_BEST, "aspect": 0.25, "fonts": 10, "strokes": 1000},
+    "robust": {**_BEST, "aspect": 0.25, "fonts": 10, "strokes": 2000},
 }
 
 
