@@ -148,7 +148,7 @@ def test_tensorboard_events_that_cannot_be_written_stop_training_cleanly(
     assert main(resume) == 1
     assert _error_line(capsys) == (
         f"lenet5: error: cannot write the TensorBoard events in {run}: No space left on device; "
-        f"stopped, the last good checkpoint (epoch 1) is {run / LAST}; once there is room: "
+        f"stopped, the last good checkpoint (epoch 1) is {run / LAST}; once it can be written: "
         f"lenet5 train --resume {run}"
     )
     assert _epochs(run) == [1]

@@ -522,7 +522,7 @@ def _fit(
         # OSError: TensorBoard's writer thread failed, and says so at the next event.
         cause = str(exc) if isinstance(exc, WriteError) else _events_failure(run_dir, exc)
         raise WriteError(
-            f"{cause}; stopped, {_kept(run_dir, saved_epoch)}; once there is room: "
+            f"{cause}; stopped, {_kept(run_dir, saved_epoch)}; once it can be written: "
             f"lenet5 train --resume {run_dir}"
         ) from None
     finally:
