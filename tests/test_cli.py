@@ -173,3 +173,25 @@ def test_cuda_requested_without_cuda(
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     assert _train(tiny_data, "--device", "cuda") == 1
     assert "no CUDA device is available" in _error_line(capsys)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["predict", "--help"]])
+def test_help_imports_neither_torch_nor_numpy(argv: list[str]) -> None:
+    """`lenet5 --help` answers at once: the heavy modules load with the command that needs them."""
+    code = (
+        "import sys, contextlib, io\n"
+        "from lenet5.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    assert main({argv!r}) == 0\n"
+        "print(sorted(m for m in ('torch', 'numpy', 'PIL') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_cli_names_agree_with_the_modules_that_implement_them() -> None:
+    from lenet5 import config, models
+
+    assert config.MODEL_NAMES == models.MODEL_NAMES
+    assert config.INIT_NAMES == models.INIT_NAMES
+    assert tuple(data.DATASETS) == config.DATASET_NAMES

@@ -1,14 +1,29 @@
-"""lenet5: train, study and serve LeNet-5 on handwritten digits."""
+"""lenet5: train, study and serve LeNet-5 on handwritten digits.
 
-from lenet5.checkpoint import load_model
-from lenet5.config import TrainConfig
-from lenet5.data import load_splits
-from lenet5.evaluate import evaluate
-from lenet5.models import build_model, count_parameters
-from lenet5.predict import predict
-from lenet5.train import fit, train_one_epoch
+The API below is imported on first use (PEP 562), so that `import lenet5` and `lenet5 --help`
+do not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_API = {
+    "TrainConfig": "lenet5.config",
+    "build_model": "lenet5.models",
+    "count_parameters": "lenet5.models",
+    "evaluate": "lenet5.evaluate",
+    "fit": "lenet5.train",
+    "load_model": "lenet5.checkpoint",
+    "load_splits": "lenet5.data",
+    "predict": "lenet5.predict",
+    "train_one_epoch": "lenet5.train",
+}
 
 __all__ = [
     "TrainConfig",
@@ -22,3 +37,43 @@ __all__ = [
     "predict",
     "train_one_epoch",
 ]
+
+if TYPE_CHECKING:
+    from lenet5.checkpoint import load_model
+    from lenet5.config import TrainConfig
+    from lenet5.data import load_splits
+    from lenet5.evaluate import evaluate
+    from lenet5.models import build_model, count_parameters
+    from lenet5.predict import predict
+    from lenet5.train import fit, train_one_epoch
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'lenet5' has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """`lenet5.predict` and `lenet5.evaluate` are functions that share their names with
+    submodules: importing a submodule sets the package's attribute of its name, and these
+    properties keep the functions there all the same."""
+
+    @property
+    def predict(self) -> Any:
+        return __getattr__("predict")
+
+    @predict.setter
+    def predict(self, _submodule: Any) -> None:
+        pass
+
+    @property
+    def evaluate(self) -> Any:
+        return __getattr__("evaluate")
+
+    @evaluate.setter
+    def evaluate(self, _submodule: Any) -> None:
+        pass
+
+
+sys.modules[__name__].__class__ = _Package

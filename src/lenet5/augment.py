@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from lenet5.config import ELASTIC_SIGMA
+
 MAX_ROTATION = math.radians(10)  # at affine strength 1
 MAX_SHIFT = 2 / 14  # 2 pixels, in the [-1, 1] coordinates of a 28-pixel image
 MAX_SCALE = 0.1  # zoom in or out by up to 10%
-ELASTIC_SIGMA = 4.0  # pixels: smoothness of the elastic displacement field (Simard et al.)
 
 
 @dataclass(frozen=True)

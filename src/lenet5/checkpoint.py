@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lenet5.config import TrainConfig
+from lenet5.config import BUNDLED_NAME, TrainConfig
 from lenet5.errors import Lenet5Error, write_error
 from lenet5.models import build_model
 
@@ -24,7 +24,6 @@ LAST = Path("checkpoints") / "last.pt"
 BEST = Path("checkpoints") / "best.pt"
 # The pretrained model shipped inside the package, and its card: the SHA-256 of the weights
 # file and the figures measured on it (docs/model-card.md tells how it was made).
-BUNDLED_NAME = "lenet5-robust"
 BUNDLED = Path(__file__).parent / "weights" / f"{BUNDLED_NAME}.pt"
 BUNDLED_CARD = BUNDLED.with_suffix(".json")
 

@@ -10,41 +10,29 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import numpy as np
-import torch
-import torch.distributed as dist
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from lenet5 import __version__
-from lenet5.augment import ELASTIC_SIGMA
-from lenet5.checkpoint import BUNDLED_NAME, atomic_write, load_model, resolve_checkpoint
-from lenet5.config import RECIPES, ServeLimits, TrainConfig
-from lenet5.data import DATASETS, batches, load_splits
-from lenet5.errors import Lenet5Error
-from lenet5.evaluate import describe_split, evaluate, format_report, per_class_metrics
-from lenet5.experiments import EXPERIMENTS, QUICK_TRAIN_IMAGES, results_table, run_experiments
-from lenet5.export import ATOL, RTOL, compare_with_onnx, export_onnx
-from lenet5.finetune import FinetuneSettings
-from lenet5.locks import hold
-from lenet5.models import INIT_NAMES, MODEL_NAMES, build_model
-from lenet5.plots import plot_confident_errors, plot_confusion_matrix
-from lenet5.predict import predict, predict_digits, predict_image
-from lenet5.preprocess import EXTENSIONS, ImageError, load_image
-from lenet5.summary import format_table, layer_table
-from lenet5.train import (
+from lenet5.config import (
+    BUNDLED_NAME,
+    DATASET_NAMES,
+    ELASTIC_SIGMA,
+    EXPERIMENTS,
+    INIT_NAMES,
+    MODEL_NAMES,
     OPTIMIZERS,
+    QUICK_TRAIN_IMAGES,
+    RECIPES,
     SCHEDULES,
-    fit,
-    init_distributed,
-    next_numbered_dir,
-    next_run_dir,
-    prepare_new_run_dir,
-    rank_and_world,
-    read_run_config,
-    resolve_device,
+    UCI_DIGITS,
+    FinetuneSettings,
+    ServeLimits,
+    TrainConfig,
 )
-from lenet5.uci import UCI_DIGITS, load_uci_digits
+from lenet5.errors import Lenet5Error
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULTS = TrainConfig()
 LIMITS = ServeLimits()
@@ -81,6 +69,7 @@ def _add_data_args(
     dataset_default: str = DEFAULTS.dataset,
     extra: tuple[str, ...] = (),
 ) -> None:
+
     uci = (
         f"; {UCI_DIGITS} is scikit-learn's 1,797 UCI handwritten digits, drawn as ink on paper "
         "and read through predict's preprocessing"
@@ -89,7 +78,7 @@ def _add_data_args(
     )
     p.add_argument(
         "--dataset",
-        choices=(*DATASETS, *extra),
+        choices=(*DATASET_NAMES, *extra),
         help=f"dataset to use (default: {dataset_default}){uci}",
     )
     p.add_argument(
@@ -121,6 +110,7 @@ def _add_device_arg(p: argparse.ArgumentParser, default: str = "auto") -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+
     parser = argparse.ArgumentParser(
         prog="lenet5", description="Train, study and serve LeNet-5 on handwritten digits."
     )
@@ -521,6 +511,10 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def _train(args: argparse.Namespace) -> int:
+    import torch.distributed as dist
+
+    from lenet5.train import init_distributed, rank_and_world, read_run_config, resolve_device
+
     if args.resume is not None:
         if args.run_dir is not None:
             raise Lenet5Error("give either --resume RUN_DIR or --run-dir, not both")
@@ -566,6 +560,11 @@ def _train(args: argparse.Namespace) -> int:
 def _train_rank(
     args: argparse.Namespace, config: TrainConfig, device: torch.device, rank: int, world: int
 ) -> int:
+    import torch.distributed as dist
+
+    from lenet5.data import load_splits
+    from lenet5.train import fit, next_run_dir, prepare_new_run_dir
+
     splits = load_splits(config.dataset, args.data_dir, progress=sys.stderr.isatty() and rank == 0)
     run_dir = args.resume
     if rank == 0 and run_dir is None:
@@ -598,11 +597,24 @@ def _train_rank(
 
 
 def _summary(args: argparse.Namespace) -> int:
+    from lenet5.models import build_model
+    from lenet5.summary import format_table, layer_table
+
     print(format_table(layer_table(build_model(args.model))))
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from lenet5.checkpoint import load_model, resolve_checkpoint
+    from lenet5.data import batches, load_splits
+    from lenet5.evaluate import describe_split, evaluate, format_report, per_class_metrics
+    from lenet5.plots import plot_confident_errors, plot_confusion_matrix
+    from lenet5.predict import predict
+    from lenet5.train import resolve_device
+    from lenet5.uci import load_uci_digits
+
     device = resolve_device(args.device)
     model, config = load_model(args.checkpoint, device)
     dataset = args.dataset or config.dataset
@@ -649,6 +661,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _image_sources(items: list[str]) -> list[str]:
     """Expand folders into the image files they hold; "-" stands for standard input."""
+    from lenet5.preprocess import EXTENSIONS
+
     sources: list[str] = []
     for item in items:
         path = Path(item)
@@ -661,6 +675,14 @@ def _image_sources(items: list[str]) -> list[str]:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from lenet5.checkpoint import atomic_write, load_model
+    from lenet5.predict import predict_digits, predict_image
+    from lenet5.preprocess import ImageError, load_image
+    from lenet5.train import resolve_device
+
     model, _ = load_model(args.checkpoint, resolve_device(args.device))
     if args.save_preprocessed is not None:
         args.save_preprocessed.mkdir(parents=True, exist_ok=True)
@@ -712,6 +734,10 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from lenet5.checkpoint import load_model
+    from lenet5.data import load_splits
+    from lenet5.export import ATOL, RTOL, compare_with_onnx, export_onnx
+
     model, config = load_model(args.checkpoint)
     export_onnx(model, args.output)
     print(
@@ -738,6 +764,11 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _experiments(args: argparse.Namespace) -> int:
+    from lenet5.data import load_splits
+    from lenet5.experiments import results_table, run_experiments
+    from lenet5.locks import hold
+    from lenet5.train import resolve_device
+
     dataset = args.dataset or DEFAULTS.dataset
     device = resolve_device(args.device)
     splits = load_splits(dataset, args.data_dir, progress=sys.stderr.isatty())
@@ -773,7 +804,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _finetune(args: argparse.Namespace) -> int:
+    import torch
+
+    from lenet5.data import load_splits
     from lenet5.finetune import finetune, format_result
+    from lenet5.train import next_numbered_dir, prepare_new_run_dir, resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -797,6 +832,9 @@ def _finetune(args: argparse.Namespace) -> int:
 
 
 def _feedback(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from lenet5.checkpoint import atomic_write
     from lenet5.feedback import open_existing
 
     with open_existing(args.file) as store:

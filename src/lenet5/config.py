@@ -1,12 +1,26 @@
-"""Training configuration: one dataclass, filled by the CLI and stored in every checkpoint."""
+"""Configuration: the settings of training, fine-tuning, the study and the server as
+dataclasses, and the names each setting accepts. It imports nothing heavy (no torch), so that
+`lenet5 --help` answers at once."""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from lenet5.augment import Distortion
+if TYPE_CHECKING:
+    from lenet5.augment import Distortion
+
+# The names a setting accepts; the modules that implement them use these (lenet5.models keeps
+# its own, since it imports only torch; a test checks that they agree, and those of lenet5.data).
+MODEL_NAMES = ("lenet5", "softmax")
+INIT_NAMES = ("tutorial", "pytorch")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "onecycle", "cosine")
+DATASET_NAMES = ("mnist", "fashion-mnist")
+UCI_DIGITS = "uci-digits"  # scikit-learn's UCI digits: a set to evaluate on (lenet5.uci)
+BUNDLED_NAME = "lenet5-robust"  # the model shipped inside the package (lenet5.checkpoint)
+ELASTIC_SIGMA = 4.0  # pixels: smoothness of the elastic displacement field (Simard et al.)
 
 
 @dataclass
@@ -46,6 +60,8 @@ class TrainConfig:
     @property
     def distortion(self) -> Distortion:
         """The random distortion applied to each training batch (falsy: none)."""
+        from lenet5.augment import Distortion
+
         return Distortion(
             self.augment, self.shear, self.aspect, self.elastic, self.stroke, self.blur
         )
@@ -101,3 +117,41 @@ class ServeLimits:
     read_timeout: float = 30.0  # seconds without a byte of a request's headers or body: 408
     max_connections: int = 4096  # open connections; more are answered 503 and closed
     keep_alive: float = 5.0  # seconds an idle keep-alive connection stays open
+
+
+@dataclass
+class FinetuneSettings:
+    epochs: int = 1  # passes over MNIST's training images, the corrections mixed in
+    lr: float = 0.0003  # constant learning rate (the base model is already trained)
+    repeat: int = 20  # copies of each correction learned from, per epoch
+    holdout: float = 0.2  # share of each label's corrections kept apart to measure
+    seed: int = 0
+
+
+QUICK_TRAIN_IMAGES = 2_000  # experiments --quick: one epoch on this many training images
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One configuration of the tutorial's study (`lenet5 experiments`)."""
+
+    name: str
+    settings: dict[str, Any]
+    tutorial_accuracy: float | None  # test accuracy the tutorial (or paper) reports
+    tutorial_seconds: float | None = None  # its training time for all epochs
+    source: str = "tutorial"
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+EXPERIMENTS = (
+    Experiment(
+        "softmax-gd",
+        {"model": "softmax", "optimizer": "sgd", "lr": 0.01, "batch_size": 100, "epochs": 50},
+        0.919,
+        notes={"tutorial_before_training": 0.098},
+    ),
+    Experiment("lenet5-sgd", {"optimizer": "sgd"}, 0.957, 819),
+    Experiment("lenet5-adam", {}, 0.990, 806),
+    Experiment("lenet5-adam-dropout", {"dropout": 0.25}, 0.988),
+    Experiment("lenet5-best", RECIPES["best"], 0.992, source="paper, distortions"),
+)

@@ -15,7 +15,6 @@ import platform
 import statistics
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import torch
 
 from lenet5.checkpoint import atomic_write_text, load_model
-from lenet5.config import RECIPES, TrainConfig
+from lenet5.config import EXPERIMENTS, QUICK_TRAIN_IMAGES, Experiment, TrainConfig
 from lenet5.data import Split, Splits, batches
 from lenet5.errors import Lenet5Error
 from lenet5.train import (
@@ -33,32 +32,6 @@ from lenet5.train import (
     prepare_new_run_dir,
     read_metrics,
     read_run_config,
-)
-
-QUICK_TRAIN_IMAGES = 2_000  # --quick: one epoch on this many training images
-
-
-@dataclass(frozen=True)
-class Experiment:
-    name: str
-    settings: dict[str, Any]
-    tutorial_accuracy: float | None  # test accuracy the tutorial (or paper) reports
-    tutorial_seconds: float | None = None  # its training time for all epochs
-    source: str = "tutorial"
-    notes: dict[str, Any] = field(default_factory=dict)
-
-
-EXPERIMENTS = (
-    Experiment(
-        "softmax-gd",
-        {"model": "softmax", "optimizer": "sgd", "lr": 0.01, "batch_size": 100, "epochs": 50},
-        0.919,
-        notes={"tutorial_before_training": 0.098},
-    ),
-    Experiment("lenet5-sgd", {"optimizer": "sgd"}, 0.957, 819),
-    Experiment("lenet5-adam", {}, 0.990, 806),
-    Experiment("lenet5-adam-dropout", {"dropout": 0.25}, 0.988),
-    Experiment("lenet5-best", RECIPES["best"], 0.992, source="paper, distortions"),
 )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from lenet5.checkpoint import BUNDLED, atomic_write_text, load_model, resolve_checkpoint
+from lenet5.config import FinetuneSettings
 from lenet5.data import Splits
 from lenet5.evaluate import evaluate
 from lenet5.feedback import FeedbackError, correction_splits, open_existing
@@ -24,15 +25,6 @@ from lenet5.train import fit
 
 FINETUNE_FILE = "finetune.json"
 MAX_VAL_DROP = 0.005  # a fine-tuned model that loses more MNIST validation accuracy is refused
-
-
-@dataclasses.dataclass
-class FinetuneSettings:
-    epochs: int = 1  # passes over MNIST's training images, the corrections mixed in
-    lr: float = 0.0003  # constant learning rate (the base model is already trained)
-    repeat: int = 20  # copies of each correction learned from, per epoch
-    holdout: float = 0.2  # share of each label's corrections kept apart to measure
-    seed: int = 0
 
 
 def finetune(

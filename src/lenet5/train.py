@@ -32,15 +32,13 @@ from lenet5.checkpoint import (
     load_model,
     save_checkpoint,
 )
-from lenet5.config import TrainConfig
+from lenet5.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from lenet5.data import DATASETS, Split, Splits, batches, to_float
 from lenet5.errors import Lenet5Error, WriteError
 from lenet5.evaluate import evaluate
 from lenet5.locks import LOCK_FILE, check_free, hold
 from lenet5.models import INIT_NAMES, MODEL_NAMES, build_model, count_parameters
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "onecycle", "cosine")
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"

@@ -17,7 +17,6 @@ from PIL import Image
 from lenet5.data import DataError, Split
 from lenet5.preprocess import preprocess
 
-UCI_DIGITS = "uci-digits"
 CELL = 8  # pixels per 8x8 cell when drawn: a 64x64 digit
 MARGIN = 16  # pixels of paper around it
 MAX_COUNT = 16  # a cell holds 0-16 ink pixels of the 32x32 original
