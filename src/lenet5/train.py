@@ -311,6 +311,7 @@ class _Logger:
     def __init__(self, run_dir: Path, purge_step: int | None, progress: bool) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
+        self.run_dir = run_dir
         self.writer = SummaryWriter(str(run_dir), purge_step=purge_step)
         self.progress = progress
         self.step = purge_step or 0
@@ -328,10 +329,22 @@ class _Logger:
                 file=sys.stderr,
             )
 
+    @contextlib.contextmanager
+    def _events(self) -> Iterator[None]:
+        """TensorBoard writes on a thread of its own, and raises its failure (a full disk...)
+        as an OSError at the next event: say which files, as every other write does."""
+        try:
+            yield
+        except OSError as exc:
+            raise WriteError(
+                f"cannot write the TensorBoard events in {self.run_dir}: {exc.strerror or exc}"
+            ) from None
+
     def on_step(self, loss: float, accuracy: float) -> None:
         self.step += 1
-        self.writer.add_scalar("train/loss", loss, self.step)
-        self.writer.add_scalar("train/accuracy", accuracy, self.step)
+        with self._events():
+            self.writer.add_scalar("train/loss", loss, self.step)
+            self.writer.add_scalar("train/accuracy", accuracy, self.step)
         if self.bar is not None:
             self.bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
             self.bar.update()
@@ -340,16 +353,17 @@ class _Logger:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        for tag, key in (
-            ("val/accuracy", "val_accuracy"),
-            ("val/loss", "val_loss"),
-            ("test/accuracy", "test_accuracy"),
-            ("test/loss", "test_loss"),
-            ("epoch/train_loss", "train_loss"),
-            ("epoch/seconds", "seconds"),
-        ):
-            self.writer.add_scalar(tag, record[key], self.step)
-        self.writer.flush()
+        with self._events():
+            for tag, key in (
+                ("val/accuracy", "val_accuracy"),
+                ("val/loss", "val_loss"),
+                ("test/accuracy", "test_accuracy"),
+                ("test/loss", "test_loss"),
+                ("epoch/train_loss", "train_loss"),
+                ("epoch/seconds", "seconds"),
+            ):
+                self.writer.add_scalar(tag, record[key], self.step)
+            self.writer.flush()
 
     def hparams(self, config: TrainConfig, summary: dict[str, Any]) -> None:
         from torch.utils.tensorboard.summary import hparams
@@ -358,13 +372,15 @@ class _Logger:
             "test/accuracy": summary["test_accuracy"],
             "val/accuracy": summary["val_accuracy"],
         }
-        for event in hparams(config.to_dict(), metrics):
-            self.writer._get_file_writer().add_summary(event)
+        with self._events():
+            for event in hparams(config.to_dict(), metrics):
+                self.writer._get_file_writer().add_summary(event)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-        self.writer.close()
+        with self._events():
+            self.writer.close()
 
 
 def fit(
@@ -516,15 +532,13 @@ def _fit(
         raise TrainingError(
             f"epoch {epoch}: {exc}; stopped, {_kept(run_dir, saved_epoch)}; try a lower --lr"
         ) from None
-    except (OSError, WriteError) as exc:
-        # OSError: TensorBoard's writer thread failed, and says so at the next event.
-        cause = str(exc) if isinstance(exc, WriteError) else _events_failure(run_dir, exc)
+    except WriteError as exc:
         raise WriteError(
-            f"{cause}; stopped, {_kept(run_dir, saved_epoch)}; once it can be written: "
+            f"{exc}; stopped, {_kept(run_dir, saved_epoch)}; once it can be written: "
             f"lenet5 train --resume {run_dir}"
         ) from None
     finally:
-        with contextlib.suppress(OSError):  # already reported above
+        with contextlib.suppress(WriteError):  # already reported above
             logger.close()
 
 
@@ -532,10 +546,6 @@ def _kept(run_dir: Path, saved_epoch: int) -> str:
     if saved_epoch:
         return f"the last good checkpoint (epoch {saved_epoch}) is {run_dir / LAST}"
     return "no checkpoint was written"
-
-
-def _events_failure(run_dir: Path, exc: OSError) -> str:
-    return f"cannot write the TensorBoard events in {run_dir}: {exc.strerror or exc}"
 
 
 @contextlib.contextmanager
