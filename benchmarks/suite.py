@@ -193,11 +193,12 @@ def measure_inference(checkpoint: str, data_dir: str) -> dict[str, Any]:
     )
     model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     try:
-        from lenet5.export import export_onnx, onnx_session
+        from lenet5.export import export_onnx
+        from lenet5.predict import OnnxModel
 
         with tempfile.TemporaryDirectory() as tmp:
             export_onnx(model, Path(tmp) / "m.onnx")
-            session = onnx_session(Path(tmp) / "m.onnx")
+            session = OnnxModel(Path(tmp) / "m.onnx", threads=torch.get_num_threads()).session
             x = images.unsqueeze(1).float().div(255).numpy()
             result["images_per_s_onnxruntime"] = best_rate(
                 lambda a, b, run=session.run: run(None, {"input": x[a:b]}), n, batch

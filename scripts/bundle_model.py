@@ -3,9 +3,10 @@
     LENET5_DATA=../shared/data/mnist python scripts/bundle_model.py runs/robust
 
 writes src/lenet5/weights/lenet5-robust.pt (the run's final weights and config, no optimizer
-state) and lenet5-robust.json (its SHA-256, the command that trains it, and the accuracies
-measured here on MNIST and scikit-learn's UCI digits). docs/model-card.md quotes the figures;
-tests/test_bundled.py checks them against the weights.
+state), lenet5-robust.onnx (the same network for onnxruntime, checked against PyTorch on the
+test split) and lenet5-robust.json (the SHA-256 of both, the command that trains the model, and
+the accuracies measured here on MNIST and scikit-learn's UCI digits). docs/model-card.md
+quotes the figures; tests/test_bundled.py checks them against the weights.
 """
 
 from __future__ import annotations
@@ -17,18 +18,13 @@ import json
 import tempfile
 from pathlib import Path
 
-from lenet5.checkpoint import (
-    BUNDLED,
-    BUNDLED_CARD,
-    atomic_write,
-    atomic_write_text,
-    load_checkpoint,
-    load_model,
-    save_checkpoint,
-)
+from lenet5.bundled import BUNDLED, BUNDLED_CARD, BUNDLED_ONNX
+from lenet5.checkpoint import load_checkpoint, load_model, save_checkpoint
 from lenet5.config import RECIPES, TrainConfig
 from lenet5.data import load_splits
 from lenet5.evaluate import evaluate
+from lenet5.export import compare_with_onnx, export_onnx
+from lenet5.files import atomic_write, atomic_write_text
 from lenet5.uci import load_uci_digits
 
 RECIPE = "robust"
@@ -61,10 +57,16 @@ def main() -> None:
             best_val_accuracy=state["best_val_accuracy"],
         )
         raw = slim.read_bytes()
-    splits = load_splits(progress=False)
+        export_onnx(model, Path(tmp) / "model.onnx")
+        onnx = (Path(tmp) / "model.onnx").read_bytes()
+        splits = load_splits(progress=False)
+        check = compare_with_onnx(model, Path(tmp) / "model.onnx", splits.test)
+    if not check["within_tolerance"] or check["agreement"] < 1.0:
+        raise SystemExit(f"the ONNX export does not match PyTorch: {check}")
     card = {
         "name": BUNDLED.stem,
         "sha256": hashlib.sha256(raw).hexdigest(),
+        "onnx_sha256": hashlib.sha256(onnx).hexdigest(),
         "command": f"lenet5 train --recipe {RECIPE} --seed {config.seed}",
         "recipe": RECIPE,
         "seed": config.seed,
@@ -75,6 +77,7 @@ def main() -> None:
         "config": config.to_dict(),
     }
     atomic_write(BUNDLED, lambda f: f.write(raw))
+    atomic_write(BUNDLED_ONNX, lambda f: f.write(onnx))
     atomic_write_text(BUNDLED_CARD, json.dumps(card, indent=2) + "\n")
     print(json.dumps({k: v for k, v in card.items() if k != "config"}, indent=2))
 

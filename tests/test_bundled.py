@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,20 +17,23 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from lenet5 import bundled as bundled_files
 from lenet5 import checkpoint, data
-from lenet5.checkpoint import (
-    BUNDLED,
-    BUNDLED_CARD,
-    CheckpointError,
-    bundled_card,
-    load_model,
-    save_checkpoint,
-)
+from lenet5.bundled import BUNDLED, BUNDLED_CARD, BUNDLED_ONNX, bundled_card
+from lenet5.checkpoint import CheckpointError, load_model, save_checkpoint
 from lenet5.cli import main
 from lenet5.config import RECIPES, TrainConfig
 from lenet5.evaluate import evaluate
+from lenet5.export import ATOL, RTOL
 from lenet5.models import build_model, count_parameters
-from lenet5.predict import predict, predict_image, predict_inputs
+from lenet5.predict import (
+    OnnxModel,
+    load_inference_model,
+    predict,
+    predict_image,
+    predict_inputs,
+    probabilities,
+)
 from lenet5.preprocess import load_image, preprocess
 from lenet5.serve import create_app
 from lenet5.uci import load_uci_digits
@@ -49,6 +55,7 @@ def bundled() -> torch.nn.Module:
 def test_card_matches_the_weights_file() -> None:
     card = bundled_card()
     assert card["sha256"] == hashlib.sha256(BUNDLED.read_bytes()).hexdigest()
+    assert card["onnx_sha256"] == hashlib.sha256(BUNDLED_ONNX.read_bytes()).hexdigest()
     assert BUNDLED.stat().st_size < 400_000  # weights only: no optimizer state
     assert card["command"] == f"lenet5 train --recipe robust --seed {card['seed']}"
     assert TrainConfig.from_dict(card["config"]) == TrainConfig(
@@ -118,21 +125,107 @@ def test_commands_use_it_when_no_model_is_named(
     assert report["accuracy"] == pytest.approx(bundled_card()["uci_digits_accuracy"])
 
 
-def test_api_model_says_which_model_is_served(bundled: torch.nn.Module) -> None:
-    client = TestClient(create_app(bundled, load_model()[1], None))
+@pytest.mark.parametrize("engine", ["torch", "onnx"])
+def test_api_model_says_which_model_is_served(bundled: torch.nn.Module, engine: str) -> None:
+    client = TestClient(create_app(bundled, load_model()[1], None, engine=engine))
     info = client.get("/api/model").json()
     assert info["name"] == "lenet5-robust (bundled)" and info["bundled"] is True
     assert info["test_accuracy"] == bundled_card()["test_accuracy"]
     assert info["checkpoint"] == str(BUNDLED)
+    assert info["engine"] == {"torch": "torch", "onnx": "onnxruntime"}[engine]
+    answer = client.post("/api/predict", content=SEVEN.read_bytes(), headers=JPEG).json()
+    expected = predict_image(bundled, load_image(SEVEN)).probabilities
+    assert answer["digit"] == 7
+    assert answer["probabilities"] == pytest.approx(expected, abs=1e-6)
+
+
+JPEG = {"Content-Type": "image/jpeg"}
+
+
+def test_the_engines_agree_on_the_uci_digits(bundled: torch.nn.Module) -> None:
+    """The shipped ONNX file is the bundled weights: same digit on every UCI digit, logits
+    within the export's tolerance, probabilities within 1e-6."""
+    onnx, config, note = load_inference_model(None, "onnx")
+    assert isinstance(onnx, OnnxModel) and note == ""
+    assert config == load_model()[1]
+    inputs = load_uci_digits().images.numpy()
+    theirs = probabilities(onnx, inputs)
+    ours = probabilities(bundled, inputs)
+    assert (theirs.argmax(1) == ours.argmax(1)).all()
+    assert np.abs(theirs - ours).max() <= 1e-6
+    x = inputs[:, None].astype(np.float32) / 255
+    with torch.inference_mode():
+        logits = bundled(torch.from_numpy(x)).numpy()
+    assert (np.abs(onnx.logits(x) - logits) <= ATOL + RTOL * np.abs(logits)).all()
+    assert evaluate(onnx, load_uci_digits())["accuracy"] == pytest.approx(
+        bundled_card()["uci_digits_accuracy"], abs=1e-9
+    )
+
+
+def test_predict_answers_without_importing_torch() -> None:
+    code = (
+        "import sys; from lenet5.cli import main; "
+        f"code = main(['predict', {str(SEVEN)!r}]); "
+        "print('torch imported' if 'torch' in sys.modules else 'no torch'); sys.exit(code)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == [
+        f"{SEVEN}: 7  (7: 0.945  1: 0.011  3: 0.007)",
+        "no torch",
+    ]
+    assert run.stderr == ""
+
+
+def test_without_onnxruntime_predict_runs_on_torch_with_a_note(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # lenet5.predict, the attribute, is the function: the module is in sys.modules
+    monkeypatch.setattr(
+        importlib.import_module("lenet5.predict"), "onnxruntime_missing", lambda: True
+    )
+    assert main(["predict", str(SEVEN)]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"{SEVEN}: 7  (7: 0.945  1: 0.011  3: 0.007)\n"
+    assert err == (
+        "lenet5: onnxruntime is not installed: running on PyTorch "
+        "(pip install 'lenet5[onnx]' (onnx, onnxscript, onnxruntime))\n"
+    )
+
+
+def test_a_damaged_onnx_file_falls_back_or_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _use_bundled_copy(tmp_path, monkeypatch)
+    onnx = tmp_path / BUNDLED_ONNX.name
+    onnx.write_bytes(onnx.read_bytes()[:1000])  # cut short
+    assert main(["predict", str(SEVEN)]) == 0  # auto: PyTorch, with a note
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{SEVEN}: 7  (7: 0.945")
+    assert "the bundled model is damaged" in err and "running on PyTorch" in err
+    assert err.count("\n") == 1
+    assert main(["predict", "--engine", "onnx", str(SEVEN)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("lenet5: error: ") and "damaged" in err and err.count("\n") == 1
+
+
+def test_evaluate_names_its_engine(capsys: pytest.CaptureFixture[str]) -> None:
+    reports = {}
+    for engine in ("onnx", "torch"):
+        assert main(["evaluate", "--dataset", "uci-digits", "--json", "--engine", engine]) == 0
+        reports[engine] = json.loads(capsys.readouterr().out)
+    assert reports["onnx"]["engine"] == "onnxruntime" and reports["torch"]["engine"] == "torch"
+    assert reports["onnx"]["confusion_matrix"] == reports["torch"]["confusion_matrix"]
+    assert main(["evaluate", "--engine", "onnx", "--device", "cuda"]) == 1
+    assert "--engine onnx runs on the CPU" in capsys.readouterr().err
 
 
 def _use_bundled_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    copy = tmp_path / BUNDLED.name
-    shutil.copy(BUNDLED, copy)
-    shutil.copy(BUNDLED_CARD, tmp_path / BUNDLED_CARD.name)
-    monkeypatch.setattr(checkpoint, "BUNDLED", copy)
-    monkeypatch.setattr(checkpoint, "BUNDLED_CARD", tmp_path / BUNDLED_CARD.name)
-    return copy
+    for path in (BUNDLED, BUNDLED_ONNX, BUNDLED_CARD):
+        shutil.copy(path, tmp_path / path.name)
+    monkeypatch.setattr(checkpoint, "BUNDLED", tmp_path / BUNDLED.name)
+    monkeypatch.setattr(bundled_files, "BUNDLED_ONNX", tmp_path / BUNDLED_ONNX.name)
+    return tmp_path / BUNDLED.name
 
 
 def test_a_damaged_bundled_file_is_refused(
@@ -145,11 +238,11 @@ def test_a_damaged_bundled_file_is_refused(
     copy.write_bytes(bytes(raw))
     with pytest.raises(CheckpointError, match="the bundled model is damaged"):
         load_model()
-    assert main(["predict", str(SEVEN)]) == 1
+    assert main(["predict", "--engine", "torch", str(SEVEN)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("lenet5: error: ") and "damaged" in err and err.count("\n") == 1
     copy.write_bytes(b"")  # truncated to nothing
-    assert main(["evaluate", "--dataset", "uci-digits"]) == 1
+    assert main(["evaluate", "--dataset", "uci-digits", "--engine", "torch"]) == 1
     assert "damaged" in capsys.readouterr().err
 
 

@@ -10,8 +10,6 @@ import torch
 from lenet5.checkpoint import (
     LAST,
     CheckpointError,
-    append_line,
-    atomic_write_text,
     load_checkpoint,
     load_model,
     save_checkpoint,
@@ -93,35 +91,8 @@ def test_missing_checkpoint(tmp_path: Path) -> None:
         load_model(tmp_path / "nothing.pt")
 
 
-def test_atomic_write_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
-    path = tmp_path / "f.txt"
-    atomic_write_text(path, "old")
-
-    def explode(_f: object) -> None:
-        raise RuntimeError("disk on fire")
-
-    from lenet5.checkpoint import atomic_write
-
-    with pytest.raises(RuntimeError):
-        atomic_write(path, explode)
-    assert path.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
-
-
 def _no_space(*_args: object) -> None:
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-
-def test_a_full_disk_names_the_file_and_keeps_the_old_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = tmp_path / "f.txt"
-    atomic_write_text(path, "old")
-    monkeypatch.setattr(os, "fsync", _no_space)
-    with pytest.raises(WriteError, match=rf"^cannot write {path}: No space left on device$"):
-        atomic_write_text(path, "new")
-    assert path.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
 
 
 def test_a_checkpoint_that_cannot_be_written_leaves_the_previous_one(
@@ -134,14 +105,3 @@ def test_a_checkpoint_that_cannot_be_written_leaves_the_previous_one(
     loaded, config = load_model(tmp_path / "last.pt")
     assert config == TrainConfig()
     assert torch.equal(loaded.state_dict()["fc3.weight"], model.state_dict()["fc3.weight"])
-
-
-def test_append_line_cut_short_leaves_the_earlier_lines(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = tmp_path / "metrics.jsonl"
-    append_line(path, '{"epoch": 1}\n')
-    monkeypatch.setattr(os, "fsync", _no_space)  # the line reached the file, then failed
-    with pytest.raises(WriteError, match=rf"^cannot write {path}: No space left on device$"):
-        append_line(path, '{"epoch": 2}\n')
-    assert path.read_text() == '{"epoch": 1}\n'

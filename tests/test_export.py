@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from lenet5 import data
 from lenet5.checkpoint import load_model
 from lenet5.cli import main
-from lenet5.export import compare_with_onnx, export_onnx, onnx_session
+from lenet5.export import compare_with_onnx, export_onnx
+from lenet5.predict import OnnxModel, probabilities
+from lenet5.serve import serving_model
 
 from conftest import REAL_DATA, requires_real_data
 
@@ -31,7 +35,7 @@ def test_onnxruntime_matches_pytorch(synthetic_run: tuple[Path, Path], onnx_file
 
 @pytest.mark.parametrize("batch", [1, 7, 1000])
 def test_dynamic_batch_dimension(onnx_file: Path, batch: int) -> None:
-    session = onnx_session(onnx_file)
+    session = OnnxModel(onnx_file).session
     (input_meta,) = session.get_inputs()
     assert input_meta.name == "input" and input_meta.shape[1:] == [1, 28, 28]
     x = np.random.default_rng(0).random((batch, 1, 28, 28), dtype=np.float32)
@@ -76,7 +80,7 @@ def test_cli_export_bad_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_not_an_onnx_file(tmp_path: Path) -> None:
     (tmp_path / "m.onnx").write_bytes(b"nope")
     with pytest.raises(Exception, match="not a loadable ONNX model"):
-        onnx_session(tmp_path / "m.onnx")
+        OnnxModel(tmp_path / "m.onnx")
 
 
 @pytest.mark.data
@@ -87,3 +91,36 @@ def test_whole_mnist_test_split(mnist_run: Path, tmp_path: Path) -> None:
     check = compare_with_onnx(model, tmp_path / "m.onnx", data.load_splits(data_dir=REAL_DATA).test)
     assert check["images"] == 10_000
     assert check["within_tolerance"] and check["agreement"] == 1.0
+
+
+def test_a_named_checkpoint_runs_on_onnxruntime_when_asked(
+    synthetic_run: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--engine onnx` with a checkpoint exports it in memory: same answers as PyTorch."""
+    directory, run = synthetic_run
+    images = data.load_splits(data_dir=directory).test.images[:20].numpy()
+    paths = []
+    for k, image in enumerate(images):
+        paths.append(str(tmp_path / f"{k}.png"))
+        Image.fromarray(image).save(paths[-1])
+    answers = {}
+    for engine in ("onnx", "torch"):
+        assert main(["predict", "--model", str(run), "--engine", engine, "--json", *paths]) == 0
+        out, err = capsys.readouterr()
+        assert err == ""
+        answers[engine] = [json.loads(line) for line in out.splitlines()]
+    assert [a["digit"] for a in answers["onnx"]] == [a["digit"] for a in answers["torch"]]
+    assert np.allclose(
+        [a["probabilities"] for a in answers["onnx"]],
+        [a["probabilities"] for a in answers["torch"]],
+        atol=1e-6,
+    )
+
+
+def test_the_server_runs_any_model_on_onnxruntime(synthetic_run: tuple[Path, Path]) -> None:
+    model, _ = load_model(synthetic_run[1])
+    runner, note = serving_model(model, synthetic_run[1], "auto")
+    assert isinstance(runner, OnnxModel) and note == ""
+    assert serving_model(model, synthetic_run[1], "torch")[0] is model
+    x = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    assert np.abs(probabilities(runner, x) - probabilities(model, x)).max() <= 1e-6

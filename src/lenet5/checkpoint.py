@@ -2,83 +2,27 @@
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import io
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from lenet5.config import BUNDLED_NAME, TrainConfig
-from lenet5.errors import Lenet5Error, write_error
+from lenet5.bundled import BUNDLED, BundledError, read_bundled
+from lenet5.config import TrainConfig
+from lenet5.errors import Lenet5Error
+from lenet5.files import atomic_write
 from lenet5.models import build_model
 
 FORMAT = "lenet5-checkpoint"
 VERSION = 1
 LAST = Path("checkpoints") / "last.pt"
 BEST = Path("checkpoints") / "best.pt"
-# The pretrained model shipped inside the package, and its card: the SHA-256 of the weights
-# file and the figures measured on it (docs/model-card.md tells how it was made).
-BUNDLED = Path(__file__).parent / "weights" / f"{BUNDLED_NAME}.pt"
-BUNDLED_CARD = BUNDLED.with_suffix(".json")
-
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 class CheckpointError(Lenet5Error):
     """A checkpoint that is missing, unreadable or not ours."""
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    """Call `write(file_object)` on a temporary file beside `path`, then rename it over `path`.
-
-    Any failure (a full disk, a read-only folder) leaves `path` as it was and raises WriteError."""
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise write_error(path, exc) from None
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode()))
-
-
-def append_line(path: Path, line: str) -> None:
-    """Append one line durably; on failure the file is cut back to its earlier lines."""
-    try:
-        with open(path, "ab", buffering=0) as f:
-            start = f.tell()
-            try:
-                data = memoryview(line.encode())
-                while data:  # an unbuffered write may take only part of it
-                    data = data[f.write(data) :]
-                os.fsync(f.fileno())
-            except OSError:
-                with contextlib.suppress(OSError):
-                    f.truncate(start)
-                raise
-    except OSError as exc:
-        raise write_error(path, exc) from None
 
 
 def save_checkpoint(
@@ -125,37 +69,20 @@ def resolve_checkpoint(path: str | Path | None) -> Path:
     return path
 
 
-def bundled_card() -> dict[str, Any]:
-    """The bundled model's card: sha256, source run, recipe, measured accuracies."""
-    try:
-        card: dict[str, Any] = json.loads(BUNDLED_CARD.read_text())
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"{BUNDLED_CARD}: the bundled model's card is unreadable ({exc}); reinstall lenet5"
-        ) from None
-    return card
-
-
-def _check_bundled(path: Path) -> None:
-    """Refuse a bundled weights file whose bytes are not the ones its card records."""
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != bundled_card().get("sha256"):
-        raise CheckpointError(
-            f"{path}: the bundled model is damaged (its SHA-256 differs from the one in "
-            f"{BUNDLED_CARD.name}); reinstall lenet5 or name another with --model"
-        )
-
-
 def load_checkpoint(
     path: str | Path | None, map_location: str | torch.device = "cpu"
 ) -> dict[str, Any]:
     """Load a checkpoint file or run directory safely: tensors and plain data only (None: the
     bundled model, checked against its recorded SHA-256 first)."""
     path = resolve_checkpoint(path)
-    if path == BUNDLED:
-        _check_bundled(path)
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        if path == BUNDLED:
+            source: Path | io.BytesIO = io.BytesIO(read_bundled(path))
+        else:
+            source = path
+        state = torch.load(source, map_location=map_location, weights_only=True)
+    except BundledError as exc:
+        raise CheckpointError(str(exc)) from None
     except Exception as exc:  # unpickling refused, truncated zip, not a torch file...
         raise CheckpointError(
             f"{path}: not a readable lenet5 checkpoint ({_first_line(exc)})"

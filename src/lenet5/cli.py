@@ -17,6 +17,7 @@ from lenet5.config import (
     BUNDLED_NAME,
     DATASET_NAMES,
     ELASTIC_SIGMA,
+    ENGINES,
     EXPERIMENTS,
     INIT_NAMES,
     MODEL_NAMES,
@@ -33,6 +34,8 @@ from lenet5.errors import Lenet5Error
 
 if TYPE_CHECKING:
     import torch
+
+    from lenet5.predict import Model
 
 DEFAULTS = TrainConfig()
 LIMITS = ServeLimits()
@@ -106,6 +109,19 @@ def _add_device_arg(p: argparse.ArgumentParser, default: str = "auto") -> None:
         choices=("auto", "cpu", "cuda"),
         default=default,
         help="where to run; auto picks cuda when available (default: %(default)s)",
+    )
+
+
+def _add_engine_arg(
+    p: argparse.ArgumentParser,
+    auto: str = "onnx for the bundled model when onnxruntime is installed, torch otherwise",
+) -> None:
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="auto",
+        help="what runs the model: onnxruntime (onnx; a checkpoint you name is exported in "
+        f"memory first) or PyTorch (torch); auto is {auto} (default: %(default)s)",
     )
 
 
@@ -270,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the confusion matrix and the most confidently wrong images as PNG",
     )
     _add_data_args(e, dataset_default="the one the model was trained on", extra=(UCI_DIGITS,))
+    _add_engine_arg(e)
     _add_device_arg(e)
 
     p = sub.add_parser(
@@ -302,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="write the 28x28 images the model saw to DIR",
     )
+    _add_engine_arg(p)
     _add_device_arg(p, default="cpu")
 
     x = sub.add_parser(
@@ -381,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
         "unless --model names another. Ctrl-C or SIGTERM stops it.",
     )
     _add_checkpoint_arg(sv)
+    _add_engine_arg(sv, auto="onnx when the onnx extra is installed, torch otherwise")
     sv.add_argument(
         "--host",
         default="127.0.0.1",
@@ -604,19 +623,39 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate(args: argparse.Namespace) -> int:
-    import torch
+def _inference_model(args: argparse.Namespace, threads: int = 1) -> tuple[Model, TrainConfig]:
+    """The model `predict` and `evaluate` run, on the engine and device asked for, and its
+    config; a note on stderr when onnxruntime was wanted but PyTorch runs."""
+    from lenet5.predict import OnnxModel, load_inference_model
 
-    from lenet5.checkpoint import load_model, resolve_checkpoint
-    from lenet5.data import batches, load_splits
+    if args.device == "cuda":
+        if args.engine == "onnx":
+            raise Lenet5Error(
+                "--engine onnx runs on the CPU; use --engine torch with --device cuda"
+            )
+        args.engine = "torch"
+    model, config, note = load_inference_model(args.checkpoint, args.engine, threads)
+    if note:
+        print(f"lenet5: {note}", file=sys.stderr)
+    if not isinstance(model, OnnxModel):
+        from lenet5.train import resolve_device
+
+        model = model.to(resolve_device(args.device))
+    return model, config
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from lenet5.checkpoint import resolve_checkpoint
+    from lenet5.data import load_splits
     from lenet5.evaluate import describe_split, evaluate, format_report, per_class_metrics
     from lenet5.plots import plot_confident_errors, plot_confusion_matrix
-    from lenet5.predict import predict
-    from lenet5.train import resolve_device
+    from lenet5.predict import OnnxModel, default_threads, probabilities
     from lenet5.uci import load_uci_digits
 
-    device = resolve_device(args.device)
-    model, config = load_model(args.checkpoint, device)
+    model, config = _inference_model(args, threads=default_threads())
+    device = "cpu" if isinstance(model, OnnxModel) else next(model.parameters()).device
     dataset = args.dataset or config.dataset
     if dataset == UCI_DIGITS:
         split, split_name = load_uci_digits().to(device), None
@@ -626,6 +665,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     result = evaluate(model, split, config.eval_batch_size)
     report = {
         "checkpoint": str(resolve_checkpoint(args.checkpoint)),
+        "engine": "onnxruntime" if isinstance(model, OnnxModel) else "torch",
         "dataset": dataset,
         "split": split_name,
         "examples": len(split),
@@ -640,11 +680,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         plot_confusion_matrix(
             result["confusion_matrix"], args.plots / "confusion_matrix.png", title
         )
-        probabilities = torch.cat([predict(model, x) for x, _ in batches(split, 1000)]).cpu()
+        images = split.images.cpu().numpy()
         plot_confident_errors(
-            split.images.cpu().numpy(),
+            images,
             split.labels.cpu().numpy(),
-            probabilities.numpy(),
+            np.concatenate(
+                [probabilities(model, images[k : k + 1000]) for k in range(0, len(images), 1000)]
+            ),
             args.plots / "confident_errors.png",
         )
         report["plots"] = [
@@ -678,12 +720,11 @@ def _predict(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
-    from lenet5.checkpoint import atomic_write, load_model
+    from lenet5.files import atomic_write
     from lenet5.predict import predict_digits, predict_image
     from lenet5.preprocess import ImageError, load_image
-    from lenet5.train import resolve_device
 
-    model, _ = load_model(args.checkpoint, resolve_device(args.device))
+    model, _ = _inference_model(args)
     if args.save_preprocessed is not None:
         args.save_preprocessed.mkdir(parents=True, exist_ok=True)
     failures = 0
@@ -799,7 +840,15 @@ def _serve(args: argparse.Namespace) -> int:
             f"serving needs extra packages ({exc.name}): pip install 'lenet5[serve]'"
         ) from None
     limits = ServeLimits(args.read_timeout, args.max_connections, args.keep_alive)
-    serve(args.checkpoint, args.host, args.port, args.feedback, args.allow_learning, limits)
+    serve(
+        args.checkpoint,
+        args.host,
+        args.port,
+        args.feedback,
+        args.allow_learning,
+        limits,
+        args.engine,
+    )
     return 0
 
 
@@ -834,8 +883,8 @@ def _finetune(args: argparse.Namespace) -> int:
 def _feedback(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from lenet5.checkpoint import atomic_write
     from lenet5.feedback import open_existing
+    from lenet5.files import atomic_write
 
     with open_existing(args.file) as store:
         if args.action == "stats":

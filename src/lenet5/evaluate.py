@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -10,17 +10,24 @@ from torch import nn
 
 from lenet5.data import NUM_CLASSES, Split, batches
 
+if TYPE_CHECKING:
+    from lenet5.predict import OnnxModel
+
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, split: Split, batch_size: int = 1000) -> dict[str, Any]:
+def evaluate(model: nn.Module | OnnxModel, split: Split, batch_size: int = 1000) -> dict[str, Any]:
     """Mean cross-entropy, accuracy (a fraction in [0, 1]) and the confusion matrix
-    (rows: true class, columns: predicted class) of `model` on `split`."""
-    model.eval()
+    (rows: true class, columns: predicted class) of `model` (PyTorch, or run by onnxruntime)
+    on `split`."""
+    if isinstance(model, nn.Module):
+        model.eval()
     device = split.labels.device
     loss_sum = torch.zeros((), device=device)
     confusion = torch.zeros(NUM_CLASSES * NUM_CLASSES, dtype=torch.long, device=device)
     for x, y in batches(split, batch_size):
-        logits = model(x)
+        logits = (
+            model(x) if isinstance(model, nn.Module) else torch.from_numpy(model.logits(x.numpy()))
+        )
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
         confusion += torch.bincount(
             y * NUM_CLASSES + logits.argmax(dim=1), minlength=NUM_CLASSES**2

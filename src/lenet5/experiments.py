@@ -21,10 +21,11 @@ from typing import Any
 
 import torch
 
-from lenet5.checkpoint import atomic_write_text, load_model
+from lenet5.checkpoint import load_model
 from lenet5.config import EXPERIMENTS, QUICK_TRAIN_IMAGES, Experiment, TrainConfig
 from lenet5.data import Split, Splits, batches
 from lenet5.errors import Lenet5Error
+from lenet5.files import atomic_write_text
 from lenet5.train import (
     SUMMARY_FILE,
     fit,

@@ -15,10 +15,7 @@ from torch import nn
 from lenet5.data import Split, batches
 from lenet5.errors import Lenet5Error, write_error
 from lenet5.models import IMAGE_SIZE
-
-INPUT_NAME = "input"  # (N, 1, 28, 28) float32 in [0, 1]
-OUTPUT_NAME = "logits"  # (N, 10)
-EXTRA = "pip install 'lenet5[onnx]' (onnx, onnxscript, onnxruntime)"
+from lenet5.predict import INPUT_NAME, ONNX_EXTRA, OUTPUT_NAME, OnnxModel, default_threads
 
 
 def export_onnx(model: nn.Module, path: Path) -> None:
@@ -26,7 +23,7 @@ def export_onnx(model: nn.Module, path: Path) -> None:
     try:
         import onnxscript  # noqa: F401  (torch's exporter needs it)
     except ImportError:
-        raise Lenet5Error(f"ONNX export needs extra packages: {EXTRA}") from None
+        raise Lenet5Error(f"ONNX export needs extra packages: {ONNX_EXTRA}") from None
     model = model.cpu().eval()
     example = torch.rand(2, 1, IMAGE_SIZE, IMAGE_SIZE)
     # The exporter logs about optional torchvision ops and warns about its own internals.
@@ -53,17 +50,6 @@ def export_onnx(model: nn.Module, path: Path) -> None:
         raise write_error(path, exc) from None
 
 
-def onnx_session(path: Path) -> Any:
-    try:
-        import onnxruntime
-    except ImportError:
-        raise Lenet5Error(f"running ONNX models needs extra packages: {EXTRA}") from None
-    try:
-        return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        raise Lenet5Error(f"{path}: not a loadable ONNX model ({exc})") from None
-
-
 # Logits of a trained LeNet-5 reach |70|, where float32 values are 7.6e-6 apart: two correct
 # float32 runtimes summing in different orders differ by more than 1e-5 absolute. Like
 # numpy.allclose, the check allows ATOL plus RTOL times the logit's magnitude.
@@ -75,12 +61,12 @@ RTOL = 1e-5
 def compare_with_onnx(model: nn.Module, path: Path, split: Split) -> dict[str, Any]:
     """Run `split` through PyTorch and onnxruntime: the largest logit difference, whether every
     logit is within ATOL + RTOL * |logit|, and the fraction of images given the same digit."""
-    session = onnx_session(path)
+    session = OnnxModel(path, threads=default_threads())
     model = model.cpu().eval()
     max_diff, max_logit, within, agree = 0.0, 0.0, True, 0
     for x, _ in batches(split.to("cpu"), 1000):
         ours = model(x).numpy()
-        theirs = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0]
+        theirs = session.logits(x.numpy())
         diff = np.abs(ours - theirs)
         max_diff = max(max_diff, float(diff.max()))
         max_logit = max(max_logit, float(np.abs(ours).max()))

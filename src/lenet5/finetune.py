@@ -16,11 +16,13 @@ from typing import Any
 
 import torch
 
-from lenet5.checkpoint import BUNDLED, atomic_write_text, load_model, resolve_checkpoint
+from lenet5.bundled import BUNDLED
+from lenet5.checkpoint import load_model, resolve_checkpoint
 from lenet5.config import FinetuneSettings
 from lenet5.data import Splits
 from lenet5.evaluate import evaluate
 from lenet5.feedback import FeedbackError, correction_splits, open_existing
+from lenet5.files import atomic_write_text
 from lenet5.train import fit
 
 FINETUNE_FILE = "finetune.json"

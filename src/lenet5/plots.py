@@ -75,7 +75,7 @@ def plot_confident_errors(
 
 def save_figure(fig: Any, stem: Path) -> None:
     """Write `stem`.png and `stem`.svg (each atomically) and close the figure."""
-    from lenet5.checkpoint import atomic_write
+    from lenet5.files import atomic_write
 
     for fmt in ("png", "svg"):
         atomic_write(

@@ -1,25 +1,93 @@
-"""The one inference path: images in, digits and probabilities out (CLI, web app, tests)."""
+"""The one inference path: images in, digits and probabilities out (CLI, web app, tests).
+
+A model is a PyTorch module or an `OnnxModel`, the same network run by onnxruntime: both take
+the preprocessed (28, 28) uint8 inputs and give the same digits and, within the export's
+tolerance, the same probabilities. This module imports torch only for a torch model, so that
+`lenet5 predict` with the bundled ONNX model answers without loading torch at all.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
-import torch
 from PIL import Image
-from torch import nn
 
-from lenet5.data import to_float
+from lenet5.config import TrainConfig
+from lenet5.errors import Lenet5Error
 from lenet5.preprocess import preprocess, split_digits
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
-@torch.inference_mode()
+ONNX_EXTRA = "pip install 'lenet5[onnx]' (onnx, onnxscript, onnxruntime)"
+INPUT_NAME = "input"  # of an exported model: (N, 1, 28, 28) float32 in [0, 1]
+OUTPUT_NAME = "logits"  # (N, 10)
+
+
+class OnnxModel:
+    """A model run by onnxruntime: an ONNX file written by `lenet5 export` (or its bytes)."""
+
+    def __init__(self, source: Path | bytes, threads: int = 1, name: str = "") -> None:
+        try:
+            import onnxruntime
+        except ImportError:
+            raise Lenet5Error(f"running ONNX models needs extra packages: {ONNX_EXTRA}") from None
+        options = onnxruntime.SessionOptions()
+        # One image takes ~40 us: more threads cost more in handing work over than they save.
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.name = name or (str(source) if isinstance(source, Path) else "ONNX model")
+        try:
+            self.session = onnxruntime.InferenceSession(
+                source if isinstance(source, bytes) else str(source),
+                options,
+                providers=["CPUExecutionProvider"],
+            )
+        except Exception as exc:  # onnxruntime raises its own types for any unloadable file
+            raise Lenet5Error(f"{self.name}: not a loadable ONNX model ({exc})") from None
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """(N, 1, 28, 28) float32 in [0, 1] -> (N, 10) float32."""
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+
+
+Model = Union["nn.Module", OnnxModel]
+
+
+def onnxruntime_missing() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is None
+
+
 def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Class probabilities (N, 10) for uint8 images (N, 28, 28) or float inputs (N, 1, 28, 28)."""
-    model.eval()
-    device = next(model.parameters()).device
-    x = to_float(images) if images.dtype == torch.uint8 else images
-    return torch.softmax(model(x.to(device)), dim=1)
+    import torch
+
+    from lenet5.data import to_float
+
+    with torch.inference_mode():
+        model.eval()
+        device = next(model.parameters()).device
+        x = to_float(images) if images.dtype == torch.uint8 else images
+        return torch.softmax(model(x.to(device)), dim=1)
+
+
+def probabilities(model: Model, inputs: np.ndarray) -> np.ndarray:
+    """Class probabilities (N, 10) float32 for preprocessed uint8 inputs (N, 28, 28)."""
+    if isinstance(model, OnnxModel):
+        x = (inputs[:, None].astype(np.float32) / 255.0).astype(np.float32)  # as data.to_float
+        logits = model.logits(x)
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
+    import torch
+
+    return predict(model, torch.from_numpy(inputs)).cpu().numpy()
 
 
 @dataclass
@@ -33,20 +101,69 @@ class Prediction:
         return [(int(d), self.probabilities[d]) for d in order]
 
 
-def predict_inputs(model: nn.Module, inputs: list[np.ndarray]) -> list[Prediction]:
+def predict_inputs(model: Model, inputs: list[np.ndarray]) -> list[Prediction]:
     """Predictions for preprocessed (28, 28) uint8 inputs, run as one batch."""
-    rows: list[list[float]] = predict(model, torch.from_numpy(np.stack(inputs))).cpu().tolist()
+    rows: list[list[float]] = probabilities(model, np.stack(inputs)).tolist()
     return [
         Prediction(max(range(len(p)), key=p.__getitem__), p, x)
         for p, x in zip(rows, inputs, strict=True)
     ]
 
 
-def predict_image(model: nn.Module, image: Image.Image) -> Prediction:
+def predict_image(model: Model, image: Image.Image) -> Prediction:
     """Read one digit from any image (preprocessed as MNIST was)."""
     return predict_inputs(model, [preprocess(image)])[0]
 
 
-def predict_digits(model: nn.Module, image: Image.Image) -> list[Prediction]:
+def predict_digits(model: Model, image: Image.Image) -> list[Prediction]:
     """Read a row of digits (a house number, a year), left to right."""
     return predict_inputs(model, split_digits(image))
+
+
+def to_onnx(model: nn.Module, threads: int = 1) -> OnnxModel:
+    """The same network as an OnnxModel, exported in memory (needs the onnx extra)."""
+    import tempfile
+
+    from lenet5.export import export_onnx
+
+    with tempfile.TemporaryDirectory(prefix="lenet5-onnx-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        export_onnx(model, path)
+        return OnnxModel(path.read_bytes(), threads, name="the model exported to ONNX")
+
+
+def default_threads() -> int:
+    """Threads for a batch run (evaluate): one per core this process may use."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+def load_inference_model(
+    checkpoint: str | Path | None, engine: str = "auto", threads: int = 1
+) -> tuple[Model, TrainConfig, str]:
+    """The model `lenet5 predict`/`evaluate`/`serve` run, its config, and a note to show ("":
+    none).
+
+    engine "onnx": onnxruntime (the bundled model's shipped ONNX file; another checkpoint is
+    exported in memory); "torch": PyTorch; "auto": onnxruntime for the bundled model when it
+    is installed, else PyTorch with a note, and PyTorch for other checkpoints."""
+    from lenet5.bundled import BUNDLED_ONNX, BundledError, bundled_card, read_bundled
+
+    note = ""
+    if checkpoint is None and engine != "torch":
+        if engine == "auto" and onnxruntime_missing():
+            note = f"onnxruntime is not installed: running on PyTorch ({ONNX_EXTRA})"
+        else:
+            try:
+                model = OnnxModel(read_bundled(BUNDLED_ONNX), threads, name=str(BUNDLED_ONNX))
+                card = bundled_card(BUNDLED_ONNX.with_suffix(".json"))
+                return model, TrainConfig.from_dict(card["config"]), ""
+            except BundledError as exc:
+                if engine == "onnx":
+                    raise
+                note = f"{exc}; running on PyTorch"
+    from lenet5.checkpoint import load_model
+
+    torch_model, config = load_model(checkpoint)
+    if engine == "onnx":
+        return to_onnx(torch_model, threads), config, ""
+    return torch_model, config, note

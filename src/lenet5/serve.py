@@ -20,11 +20,20 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from torch import nn
 
-from lenet5.checkpoint import BUNDLED, BUNDLED_NAME, LAST, bundled_card, resolve_checkpoint
-from lenet5.config import ServeLimits, TrainConfig
+from lenet5.bundled import BUNDLED, bundled_card
+from lenet5.checkpoint import LAST, resolve_checkpoint
+from lenet5.config import BUNDLED_NAME, ServeLimits, TrainConfig
+from lenet5.errors import Lenet5Error
 from lenet5.feedback import FeedbackStore
 from lenet5.models import count_parameters
-from lenet5.predict import Prediction, predict_inputs
+from lenet5.predict import (
+    Model,
+    OnnxModel,
+    Prediction,
+    load_inference_model,
+    predict_inputs,
+    to_onnx,
+)
 from lenet5.serve_feedback import default_store_path, feedback_router
 from lenet5.serve_http import BoundedProtocol, usable_connections
 from lenet5.serve_learn import Learner, learn_router
@@ -52,6 +61,7 @@ class ModelInfo(BaseModel):
     layers: list[dict[str, Any]]
     test_accuracy: float | None
     checkpoint: str
+    engine: str = Field(description="what runs the model: onnxruntime or torch")
     training_config: dict[str, Any]
 
 
@@ -87,7 +97,7 @@ class Batcher:
 
     MAX_BATCH = 64
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: Model) -> None:
         self.model = model
         self.pending: list[tuple[np.ndarray, asyncio.Future[Prediction]]] = []
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="lenet5-model")
@@ -137,7 +147,7 @@ def _recorded_test_accuracy(checkpoint: Path) -> float | None:
         return None
 
 
-def describe(model: nn.Module, config: TrainConfig, checkpoint: Path) -> ModelInfo:
+def describe(model: nn.Module, config: TrainConfig, checkpoint: Path, engine: str) -> ModelInfo:
     """What GET /api/model says of a served model."""
     return ModelInfo(
         name=f"{BUNDLED_NAME} (bundled)" if checkpoint == BUNDLED else str(checkpoint),
@@ -147,8 +157,25 @@ def describe(model: nn.Module, config: TrainConfig, checkpoint: Path) -> ModelIn
         layers=[{**r, "output_shape": list(r["output_shape"])} for r in layer_table(model)],
         test_accuracy=_recorded_test_accuracy(checkpoint),
         checkpoint=str(checkpoint),
+        engine=engine,
         training_config=config.to_dict(),
     )
+
+
+def serving_model(model: nn.Module, checkpoint: Path, engine: str) -> tuple[Model, str]:
+    """What runs `model` in the server, and a note when onnxruntime was wanted but cannot run
+    it. engine "onnx" or "auto": onnxruntime (the bundled model's shipped ONNX file, any other
+    exported in memory), "auto" falling back to PyTorch; "torch": PyTorch."""
+    if engine == "torch":
+        return model, ""
+    try:
+        if checkpoint == BUNDLED:
+            return load_inference_model(None, "onnx")[0], ""
+        return to_onnx(model), ""
+    except Lenet5Error as exc:
+        if engine == "onnx":
+            raise
+        return model, f"{exc}; serving on PyTorch"
 
 
 def create_app(
@@ -158,19 +185,30 @@ def create_app(
     feedback: FeedbackStore | None = None,
     learning: bool | str = True,
     data_dir: str | Path | None = None,
+    engine: str = "torch",
 ) -> FastAPI:
     """The web app around a loaded model (checkpoint None: the bundled one). With a feedback
     store, the routes that keep corrections and learn from them too; `learning` is True, or
-    why POST /api/learn is refused; `data_dir` holds MNIST for the fine-tuning."""
-    served = {"info": describe(model, config, resolve_checkpoint(checkpoint))}
+    why POST /api/learn is refused; `data_dir` holds MNIST for the fine-tuning; `engine` says
+    what runs the model (`serving_model`)."""
     batcher = Batcher(model)
+    served: dict[str, ModelInfo] = {}
+
+    def use(new_model: nn.Module, new_config: TrainConfig, path: Path) -> None:
+        runner, note = serving_model(new_model, path, engine)
+        if note:
+            print(f"lenet5: {note}", flush=True)
+        batcher.model = runner
+        kind = "onnxruntime" if isinstance(runner, OnnxModel) else "torch"
+        served["info"] = describe(new_model, new_config, path, kind)
+
+    use(model, config, resolve_checkpoint(checkpoint))
     app = FastAPI(title="lenet5", version="1", description="Read handwritten digits with LeNet-5.")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     def swap(new_model: nn.Module, new_config: TrainConfig, run_dir: str) -> None:
         """Serve `new_model` from the next batch on (requests in flight finish on the old)."""
-        batcher.model = new_model
-        served["info"] = describe(new_model, new_config, resolve_checkpoint(run_dir))
+        use(new_model, new_config, resolve_checkpoint(run_dir))
 
     if feedback is not None:
         app.include_router(feedback_router(feedback, batcher.predict, lambda: served["info"].name))
@@ -252,6 +290,7 @@ def serve(
     feedback: str | Path | None = None,
     allow_learning: bool = False,
     limits: ServeLimits | None = None,
+    engine: str = "auto",
 ) -> None:
     """Run the app with uvicorn until Ctrl-C or SIGTERM (checkpoint None: the bundled model;
     feedback None: corrections go to `default_store_path()`). Learning from the page is on
@@ -268,7 +307,9 @@ def serve(
     torch.set_num_threads(1)
     torch.backends.mkldnn.enabled = False  # type: ignore[assignment]
     print(f"corrections are kept in {store.path.resolve()}", flush=True)
-    app = create_app(model, config, checkpoint, store, learning_policy(host, allow_learning))
+    app = create_app(
+        model, config, checkpoint, store, learning_policy(host, allow_learning), engine=engine
+    )
     # The garbage collector need not scan the long-lived objects of torch, FastAPI and the
     # model on every collection; fewer, cheaper collections shorten the latency tail.
     gc.collect()

@@ -23,19 +23,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from lenet5.augment import Distortion
-from lenet5.checkpoint import (
-    BEST,
-    LAST,
-    append_line,
-    atomic_write_text,
-    load_checkpoint,
-    load_model,
-    save_checkpoint,
-)
+from lenet5.checkpoint import BEST, LAST, load_checkpoint, load_model, save_checkpoint
 from lenet5.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from lenet5.data import DATASETS, Split, Splits, batches, to_float
 from lenet5.errors import Lenet5Error, WriteError
 from lenet5.evaluate import evaluate
+from lenet5.files import append_line, atomic_write_text
 from lenet5.locks import LOCK_FILE, check_free, hold
 from lenet5.models import INIT_NAMES, MODEL_NAMES, build_model, count_parameters
 
