@@ -129,11 +129,13 @@ end
 
 
 def digit_png(size: int) -> bytes:
-    """A 7 drawn dark on white (size x size, like the page's canvas) or MNIST-style at 28."""
-    image = Image.new("L", (280, 280), 255)
-    ImageDraw.Draw(image).line([(70, 60), (210, 60), (120, 230)], fill=0, width=18)
+    """A 7 drawn dark on white (size x size RGBA, as the page's canvas sends it) or
+    MNIST-style at 28 (gray, white on black)."""
+    image = Image.new("RGBA", (280, 280), (255, 255, 255, 255))
+    ImageDraw.Draw(image).line([(70, 60), (210, 60), (120, 230)], fill=(17, 17, 17), width=18)
     if size == 28:  # white on black, fitted like MNIST
-        image = Image.fromarray(255 - np.asarray(image.resize((28, 28), Image.Resampling.BOX)))
+        gray = image.convert("L").resize((28, 28), Image.Resampling.BOX)
+        image = Image.fromarray(255 - np.asarray(gray))
     else:
         image = image.resize((size, size))
     out = io.BytesIO()
@@ -224,6 +226,7 @@ def main() -> int:
     parser.add_argument("--round-s", type=int, default=10, help="length of one wrk round")
     parser.add_argument("--limit-s", type=int, default=400, help="time limit of all rounds")
     parser.add_argument("--png-size", type=int, default=28, help="28: MNIST-style; 280: canvas")
+    parser.add_argument("--engine", default="auto", help="the server's --engine")
     parser.add_argument("--json", type=Path, default=Path("docs/benchmarks/serve_load.json"))
     parser.add_argument(
         "--learn",
@@ -256,7 +259,7 @@ def main() -> int:
         server = subprocess.Popen(
             [
                 *(sys.executable, "-m", "lenet5", "serve", *model),
-                *("--port", str(port), "--feedback", str(store)),
+                *("--port", str(port), "--feedback", str(store), "--engine", args.engine),
             ],
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -313,6 +316,7 @@ def main() -> int:
         "date": date.today().isoformat(),
         "machine": f"{os.cpu_count()} CPUs, {platform.machine()}",
         "png_side": args.png_size,
+        "engine": args.engine,
         "png_bytes": len(payload),
         "connections": args.connections,
         "startup_s": startup_s,

@@ -3,6 +3,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import torch
 
 import lenet5
@@ -10,6 +11,7 @@ import lenet5
 
 def test_the_api_functions_stay_functions_once_their_submodules_are_imported() -> None:
     import lenet5.evaluate
+    import lenet5.explain
     import lenet5.predict
     import lenet5.train
 
@@ -17,6 +19,7 @@ def test_the_api_functions_stay_functions_once_their_submodules_are_imported() -
     x = torch.zeros(3, 1, 28, 28)
     assert lenet5.predict(model, x).shape == (3, 10)
     assert callable(lenet5.evaluate) and lenet5.evaluate.__name__ == "evaluate"
+    assert lenet5.explain(model, np.zeros((28, 28), np.uint8)).saliency.shape == (28, 28)
     assert lenet5.TrainConfig().model == "lenet5"
 
 

@@ -13,6 +13,9 @@ from scipy import ndimage
 from lenet5.preprocess import (
     WORK_SIDE,
     ImageError,
+    _histogram,
+    _percentile_90,
+    _quantile,
     load_image,
     otsu_threshold,
     preprocess,
@@ -41,6 +44,33 @@ def _bbox(x: np.ndarray) -> tuple[int, int]:
 def test_otsu_known_answer() -> None:
     values = np.array([10] * 50 + [200] * 50)
     assert 10 <= otsu_threshold(values) < 200
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 10, 1001, 78_400])
+def test_statistics_from_the_histogram_are_numpys(size: int) -> None:
+    """The fast statistics of 8-bit images give numpy's own numbers (a second implementation)."""
+    rng = np.random.default_rng(size)
+    for values in (
+        rng.integers(0, 256, size, dtype=np.uint8),
+        np.where(rng.random(size) < 0.9, 255, rng.integers(0, 256, size)).astype(np.uint8),
+    ):
+        hist = _histogram(values)
+        for q in (0.5, 0.999, 0.0, 1.0):
+            assert _quantile(hist, q) == pytest.approx(np.quantile(values, q), abs=1e-9)
+        floats = rng.random(size)
+        assert _percentile_90(floats) == pytest.approx(np.percentile(floats, 90), abs=1e-12)
+
+
+def test_an_opaque_canvas_reads_as_its_gray_version() -> None:
+    """The page sends RGBA drawings whose alpha is 255 everywhere: read exactly like the same
+    drawing in gray, or composited onto white (the step skipped for them)."""
+    canvas = Image.new("RGBA", (280, 280), (255, 255, 255, 255))
+    ImageDraw.Draw(canvas).line([(70, 60), (210, 60), (120, 230)], fill=(17, 17, 17), width=18)
+    expected = preprocess(canvas.convert("L"))
+    assert np.array_equal(preprocess(canvas), expected)
+    see_through = canvas.copy()
+    see_through.putalpha(254)  # not opaque: composited onto white, much the same picture
+    assert np.abs(preprocess(see_through).astype(int) - expected).max() <= 8
 
 
 def test_mnist_style_input_passes_unchanged() -> None:

@@ -18,6 +18,7 @@ _API = {
     "build_model": "lenet5.models",
     "count_parameters": "lenet5.models",
     "evaluate": "lenet5.evaluate",
+    "explain": "lenet5.explain",
     "fit": "lenet5.train",
     "load_model": "lenet5.checkpoint",
     "load_splits": "lenet5.data",
@@ -31,6 +32,7 @@ __all__ = [
     "build_model",
     "count_parameters",
     "evaluate",
+    "explain",
     "fit",
     "load_model",
     "load_splits",
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
     from lenet5.config import TrainConfig
     from lenet5.data import load_splits
     from lenet5.evaluate import evaluate
+    from lenet5.explain import explain
     from lenet5.models import build_model, count_parameters
     from lenet5.predict import predict
     from lenet5.train import fit, train_one_epoch
@@ -55,9 +58,9 @@ def __getattr__(name: str) -> Any:
 
 
 class _Package(types.ModuleType):
-    """`lenet5.predict` and `lenet5.evaluate` are functions that share their names with
-    submodules: importing a submodule sets the package's attribute of its name, and these
-    properties keep the functions there all the same."""
+    """`lenet5.predict`, `lenet5.evaluate` and `lenet5.explain` are functions that share their
+    names with submodules: importing a submodule sets the package's attribute of its name, and
+    these properties keep the functions there all the same."""
 
     @property
     def predict(self) -> Any:
@@ -73,6 +76,14 @@ class _Package(types.ModuleType):
 
     @evaluate.setter
     def evaluate(self, _submodule: Any) -> None:
+        pass
+
+    @property
+    def explain(self) -> Any:
+        return __getattr__("explain")
+
+    @explain.setter
+    def explain(self, _submodule: Any) -> None:
         pass
 
 

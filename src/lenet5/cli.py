@@ -35,7 +35,7 @@ from lenet5.errors import Lenet5Error
 if TYPE_CHECKING:
     import torch
 
-    from lenet5.predict import Model
+    from lenet5.predict import Model, Prediction
 
 DEFAULTS = TrainConfig()
 LIMITS = ServeLimits()
@@ -318,6 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="DIR",
         help="write the 28x28 images the model saw to DIR",
+    )
+    p.add_argument(
+        "--explain",
+        type=Path,
+        metavar="DIR",
+        help="write one PNG per image to DIR: the input, the maps of conv1, pool1, conv2 and "
+        "pool2, and the saliency of the answer (integrated gradients) over the input",
     )
     _add_engine_arg(p)
     _add_device_arg(p, default="cpu")
@@ -717,16 +724,10 @@ def _image_sources(items: list[str]) -> list[str]:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    import numpy as np
-    from PIL import Image
-
-    from lenet5.files import atomic_write
     from lenet5.predict import predict_digits, predict_image
     from lenet5.preprocess import ImageError, load_image
 
     model, _ = _inference_model(args)
-    if args.save_preprocessed is not None:
-        args.save_preprocessed.mkdir(parents=True, exist_ok=True)
     failures = 0
     for source in _image_sources(args.images):
         try:
@@ -743,35 +744,57 @@ def _predict(args: argparse.Namespace) -> int:
             else:
                 print(f"{source}: error: {exc}", file=sys.stderr, flush=True)
             continue
-        if args.save_preprocessed is not None:
-            stem = "stdin" if source == "-" else Path(source).stem
-            for k, pred in enumerate(predictions):
-                name = f"{stem}-{k}.png" if args.multi else f"{stem}.png"
-                picture = Image.fromarray(np.ascontiguousarray(pred.image))
-                atomic_write(
-                    args.save_preprocessed / name,
-                    lambda f, picture=picture: picture.save(f, format="PNG"),
-                )
-        number = "".join(str(p.digit) for p in predictions)
-        if args.json:
-            if args.multi:
-                digits = [{"digit": p.digit, "probabilities": p.probabilities} for p in predictions]
-                print(json.dumps({"path": source, "number": number, "digits": digits}), flush=True)
-            else:
-                pred = predictions[0]
-                print(
-                    json.dumps(
-                        {"path": source, "digit": pred.digit, "probabilities": pred.probabilities}
-                    ),
-                    flush=True,
-                )
-        elif args.multi:
-            sure = "  ".join(f"{p.digit}: {p.probabilities[p.digit]:.3f}" for p in predictions)
-            print(f"{source}: {number}  ({sure})", flush=True)
-        else:
-            top = "  ".join(f"{d}: {p:.3f}" for d, p in predictions[0].top(3))
-            print(f"{source}: {number}  ({top})", flush=True)
+        _print_prediction(args, source, predictions)
+        _save_pictures(args, "stdin" if source == "-" else Path(source).stem, predictions)
     return 1 if failures else 0
+
+
+def _print_prediction(args: argparse.Namespace, source: str, predictions: list[Prediction]) -> None:
+    number = "".join(str(p.digit) for p in predictions)
+    if args.json and args.multi:
+        digits = [{"digit": p.digit, "probabilities": p.probabilities} for p in predictions]
+        print(json.dumps({"path": source, "number": number, "digits": digits}), flush=True)
+    elif args.json:
+        pred = predictions[0]
+        answer = {"path": source, "digit": pred.digit, "probabilities": pred.probabilities}
+        print(json.dumps(answer), flush=True)
+    elif args.multi:
+        sure = "  ".join(f"{p.digit}: {p.probabilities[p.digit]:.3f}" for p in predictions)
+        print(f"{source}: {number}  ({sure})", flush=True)
+    else:
+        top = "  ".join(f"{d}: {p:.3f}" for d, p in predictions[0].top(3))
+        print(f"{source}: {number}  ({top})", flush=True)
+
+
+def _save_pictures(args: argparse.Namespace, stem: str, predictions: list[Prediction]) -> None:
+    """--save-preprocessed: the 28x28 inputs; --explain: what the network saw of each."""
+    if args.save_preprocessed is None and args.explain is None:
+        return
+    import numpy as np
+    from PIL import Image
+
+    from lenet5.files import atomic_write
+
+    for k, pred in enumerate(predictions):
+        name = f"{stem}-{k}.png" if args.multi else f"{stem}.png"
+        if args.save_preprocessed is not None:
+            picture = Image.fromarray(np.ascontiguousarray(pred.image))
+            atomic_write(
+                args.save_preprocessed / name, lambda f, im=picture: im.save(f, format="PNG")
+            )
+        if args.explain is not None:
+            from lenet5.checkpoint import load_model
+            from lenet5.explain import explain
+            from lenet5.plots import plot_explanation
+
+            if "torch_model" not in args:  # explaining needs PyTorch, whatever the engine
+                args.torch_model = load_model(args.checkpoint)[0]
+            inside = explain(args.torch_model, pred.image, pred.digit)
+            title = f"{stem}: read as {pred.digit} ({pred.probabilities[pred.digit]:.3f})"
+            plot_explanation(
+                pred.image, inside.activations, inside.saliency, args.explain / name, title
+            )
+            print(f"wrote {args.explain / name}", flush=True)
 
 
 def _export(args: argparse.Namespace) -> int:

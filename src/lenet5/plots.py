@@ -146,3 +146,38 @@ def study_figures(
     ax.legend(fontsize=8)
     timing.tight_layout()
     return {"accuracy": accuracy, "loss": loss, "time": timing}
+
+
+def plot_explanation(
+    image: np.ndarray,
+    activations: dict[str, np.ndarray],
+    saliency: np.ndarray,
+    path: Path,
+    title: str,
+) -> None:
+    """One picture of what the network saw: the 28x28 input, every map of each layer (one row
+    per layer, gray levels scaled per layer), and the saliency over the input (red: pixels
+    that raised the digit's score, blue: lowered it)."""
+    from lenet5.files import atomic_write
+
+    plt = _pyplot()
+    columns = max(len(maps) for maps in activations.values())
+    rows = 1 + len(activations)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.8, rows * 1.0))
+    for ax in axes.ravel():
+        ax.axis("off")
+    axes[0, 0].imshow(image, cmap="gray", vmin=0, vmax=255)
+    axes[0, 0].set_title("input", fontsize=7)
+    bound = float(np.abs(saliency).max()) or 1.0
+    axes[0, 1].imshow(image, cmap="gray", vmin=0, vmax=255)
+    axes[0, 1].imshow(saliency, cmap="bwr", vmin=-bound, vmax=bound, alpha=0.7)
+    axes[0, 1].set_title("saliency", fontsize=7)
+    for row, (name, maps) in enumerate(activations.items(), start=1):
+        top = float(maps.max()) or 1.0
+        for k, fmap in enumerate(maps):
+            axes[row, k].imshow(fmap, cmap="gray", vmin=0, vmax=top)
+        axes[row, 0].set_title(f"{name} {tuple(maps.shape)}", fontsize=7, loc="left")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    plt.close(fig)

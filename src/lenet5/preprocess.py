@@ -23,6 +23,7 @@ CENTRE = 14.0  # ...and puts its centre of mass at (14, 14) (measured on the MNI
 MAX_PIXELS = 40_000_000  # larger images are refused from their header, before decoding
 MAX_DECODED_BYTES = 128 * 2**20  # what decoding may take: 40 MP of gray, 33 MP of colour
 WORK_SIDE = 768  # larger images are shrunk while decoding to at most this: ample for 20 px
+ORIENTATION = 0x0112  # the EXIF tag
 MIN_CONTRAST = 32  # gray levels between background and ink below which we call an image blank
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -114,19 +115,43 @@ def _reduce(image: Image.Image, factor: int) -> Image.Image:
 
 
 def to_gray(image: Image.Image) -> np.ndarray:
-    """Any PIL image -> float gray levels (H, W) in [0, 255]: EXIF orientation applied,
-    transparency composited onto white, 16-bit and CMYK converted."""
-    image = ImageOps.exif_transpose(image)
+    """Any PIL image -> gray levels (H, W) in [0, 255]: uint8 for 8-bit images, float for
+    16-bit and floating-point ones; EXIF orientation applied, transparency composited onto
+    white, CMYK converted."""
+    if image.getexif().get(ORIENTATION, 1) != 1:
+        image = ImageOps.exif_transpose(image)
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         gray = np.asarray(image, dtype=np.float64)
         top = 65535.0 if gray.max() > 255 else 1.0 if gray.max() <= 1 else 255.0
         return np.clip(gray * (255.0 / top), 0, 255)
     if image.mode == "P":
         image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") and not _opaque(image):
         white = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, image.convert("RGBA"))
-    return np.asarray(image.convert("L"), dtype=np.float64)
+    return np.asarray(image.convert("L"))
+
+
+def _opaque(image: Image.Image) -> bool:
+    """Whether every pixel's alpha is 255 (a page's canvas): nothing to composite then."""
+    return image.mode in ("RGBA", "LA") and image.getchannel("A").getextrema() == (255, 255)
+
+
+def _histogram(values: np.ndarray) -> np.ndarray:
+    """Counts of the gray levels 0..255 (values clipped into that range, truncated)."""
+    if values.dtype != np.uint8:
+        values = np.clip(values, 0, 255).astype(np.uint8)
+    return np.bincount(values.ravel(), minlength=256)
+
+
+def _quantile(hist: np.ndarray, q: float) -> float:
+    """The q-quantile (numpy's default, linear) of integer levels given their histogram."""
+    cumulative = np.cumsum(hist)
+    position = (cumulative[-1] - 1) * q
+    below = int(position)
+    low = int(np.searchsorted(cumulative, below, side="right"))
+    high = int(np.searchsorted(cumulative, below + 1, side="right")) if position > below else low
+    return low + (high - low) * (position - below)
 
 
 def is_mnist_like(gray: np.ndarray) -> bool:
@@ -134,10 +159,10 @@ def is_mnist_like(gray: np.ndarray) -> bool:
     return gray.shape == (SIZE, SIZE) and float(np.median(gray)) < 128
 
 
-def otsu_threshold(values: np.ndarray) -> float:
-    """The gray level that best separates two classes of `values` (Otsu 1979)."""
-    hist = np.bincount(np.clip(values, 0, 255).astype(np.uint8).ravel(), minlength=256)
-    hist = hist.astype(np.float64)
+def otsu_threshold(values: np.ndarray, hist: np.ndarray | None = None) -> float:
+    """The gray level that best separates two classes of `values` (Otsu 1979); `hist`, when
+    given, is their `_histogram` already counted."""
+    hist = (_histogram(values) if hist is None else hist).astype(np.float64)
     levels = np.arange(256, dtype=np.float64)
     weight0 = np.cumsum(hist)
     weight1 = weight0[-1] - weight0
@@ -152,40 +177,70 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
 
     The image is inverted when its background (the median) is light. Uneven lighting is
     removed by subtracting a plane fitted to the background; then everything below the Otsu
-    threshold is background noise.
+    threshold is background noise. (On 8-bit images, the first statistics come from the
+    histogram of gray levels: the same numbers as sorting, several times faster.)
     """
-    ink = 255.0 - gray if np.median(gray) >= 128 else gray.copy()
-    if float(np.percentile(ink, 99.9)) - float(np.median(ink)) < MIN_CONTRAST:
+    if gray.dtype == np.uint8:
+        hist = _histogram(gray)
+        light = _quantile(hist, 0.5) >= 128
+        if light:
+            hist = hist[::-1]
+        ink = 255.0 - gray if light else gray.astype(np.float64)
+        spread = _quantile(hist, 0.999) - _quantile(hist, 0.5)
+    else:
+        ink = 255.0 - gray if np.median(gray) >= 128 else gray.copy()
+        hist = _histogram(ink)
+        spread = float(np.percentile(ink, 99.9)) - float(np.median(ink))
+    if spread < MIN_CONTRAST:
         raise ImageError("no ink found (the image is blank)")
-    ink = ink - _background_plane(ink, ink < otsu_threshold(ink))
+    ink = ink - _background_plane(ink, ink < otsu_threshold(ink, hist))
     low, high = float(np.median(ink)), float(ink.max())
     if high - low < MIN_CONTRAST:
         raise ImageError("no ink found (the image is blank)")
     # Otsu alone cuts too low when ink covers a few percent of the image (noise passes);
     # never cut below halfway between the background and the typical ink level.
     otsu = otsu_threshold(ink)
-    ink_level = float(np.median(ink[ink > otsu])) if (ink > otsu).any() else high
+    inked = ink > otsu
+    ink_level = float(np.median(ink[inked])) if inked.any() else high
     threshold = max(otsu, (low + ink_level) / 2, low + MIN_CONTRAST / 2)
     # Ink keeps its anti-aliased edges: scale from the background level, cut below the threshold.
-    out = np.where(ink > threshold, np.clip((ink - low) / (high - low), 0.0, 1.0), 0.0)
-    if not out.any():
+    kept = ink > threshold
+    if not kept.any():
         raise ImageError("no ink found (the image is blank)")
+    out = np.zeros_like(ink)
+    out[kept] = np.clip((ink[kept] - low) / (high - low), 0.0, 1.0)
     return out
 
 
 def _background_plane(image: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """Least-squares plane a + b*row + c*col through the pixels marked as `background`."""
-    grid = np.indices(image.shape, dtype=np.float64)
-    rows, cols = grid[0], grid[1]
-    step = max(1, int(np.sqrt(image.size / 20_000)))  # a subsample is plenty for 3 numbers
-    mask = background[::step, ::step]
-    if np.count_nonzero(mask) < 3:
-        return np.zeros_like(image)
-    design = np.stack(
-        [np.ones(np.count_nonzero(mask)), rows[::step, ::step][mask], cols[::step, ::step][mask]]
+    """Least-squares plane a + b*row + c*col through the pixels marked as `background`.
+
+    Solved from the 3x3 normal equations, whose sums come from row and column sums of the
+    mask: a few passes over the image instead of gathering every background pixel."""
+    height, width = image.shape
+    # Coordinates centred on the image keep the normal equations well conditioned.
+    r = np.arange(height, dtype=np.float64) - height / 2
+    c = np.arange(width, dtype=np.float64) - width / 2
+    mask = background.astype(np.float64)
+    values = image * mask
+    by_row, by_col = mask.sum(axis=1), mask.sum(axis=0)
+    n = by_row.sum()
+    if n < 3:
+        return np.zeros((1, 1))
+    rc = r @ mask @ c
+    gram = np.array(
+        [
+            [n, by_row @ r, by_col @ c],
+            [by_row @ r, by_row @ (r * r), rc],
+            [by_col @ c, rc, by_col @ (c * c)],
+        ]
     )
-    coef, *_ = np.linalg.lstsq(design.T, image[::step, ::step][mask], rcond=None)
-    return coef[0] + coef[1] * rows + coef[2] * cols
+    moments = np.array([values.sum(), values.sum(axis=1) @ r, values.sum(axis=0) @ c])
+    try:
+        coef = np.linalg.solve(gram, moments)
+    except np.linalg.LinAlgError:  # the background lies on one line: a level plane instead
+        return np.full((1, 1), moments[0] / n)
+    return (coef[0] + coef[1] * r[:, None]) + coef[2] * c[None, :]  # (H, 1) + (1, W)
 
 
 def centre_digit(ink: np.ndarray) -> np.ndarray:
@@ -203,30 +258,32 @@ def centre_digit(ink: np.ndarray) -> np.ndarray:
     )
     small = np.clip(np.asarray(resized, dtype=np.float64), 0.0, 1.0)
     # Thin pen strokes come out faint after downscaling; MNIST strokes are saturated at the core.
-    core = np.percentile(small[small > 0.05], 90) if (small > 0.05).any() else 1.0
+    strokes = small[small > 0.05]
+    core = _percentile_90(strokes) if strokes.size else 1.0
     small = np.clip(small / max(core, 1e-6), 0.0, 1.0)
-    canvas = np.zeros((SIZE, SIZE))
+    # Placed with its box centred, then moved (by whole pixels, staying inside the 28x28) so
+    # that its centre of mass lands on (14, 14).
     top, left = (SIZE - new_h) // 2, (SIZE - new_w) // 2
-    canvas[top : top + new_h, left : left + new_w] = small
-    total = canvas.sum()
+    total = small.sum()
     if total > 0:
-        grid_r, grid_c = np.indices(canvas.shape)
-        com_r, com_c = (
-            (canvas * grid_r).sum() / total,
-            (canvas * grid_c).sum() / total,
-        )  # (row, col)
-        canvas = _shift(canvas, round(CENTRE - com_r), round(CENTRE - com_c))
+        com_r = top + (small.sum(axis=1) @ np.arange(new_h)) / total
+        com_c = left + (small.sum(axis=0) @ np.arange(new_w)) / total
+        rows = np.flatnonzero(small.any(axis=1))
+        cols = np.flatnonzero(small.any(axis=0))
+        top += int(np.clip(round(CENTRE - com_r), -top - rows[0], SIZE - 1 - top - rows[-1]))
+        left += int(np.clip(round(CENTRE - com_c), -left - cols[0], SIZE - 1 - left - cols[-1]))
+    canvas = np.zeros((SIZE, SIZE))
+    canvas[top : top + new_h, left : left + new_w] = small
     return np.round(canvas * 255).astype(np.uint8)
 
 
-def _shift(image: np.ndarray, dr: int, dc: int) -> np.ndarray:
-    """Translate by whole pixels, filling with zeros (never wrapping around)."""
-    # The digit is at most 20 px wide in 28: keep it inside the canvas.
-    rows = np.flatnonzero(image.any(axis=1))
-    cols = np.flatnonzero(image.any(axis=0))
-    dr = int(np.clip(dr, -rows[0], SIZE - 1 - rows[-1]))
-    dc = int(np.clip(dc, -cols[0], SIZE - 1 - cols[-1]))
-    return np.roll(image, (dr, dc), axis=(0, 1))
+def _percentile_90(values: np.ndarray) -> float:
+    """np.percentile(values, 90) (linear interpolation) without its overhead on small arrays."""
+    ordered = np.sort(values, axis=None)
+    position = (len(ordered) - 1) * 0.9
+    below = int(position)
+    above = min(below + 1, len(ordered) - 1)
+    return float(ordered[below] + (ordered[above] - ordered[below]) * (position - below))
 
 
 def preprocess(image: Image.Image) -> np.ndarray:
@@ -237,7 +294,7 @@ def preprocess(image: Image.Image) -> np.ndarray:
     """
     gray = to_gray(image)
     if is_mnist_like(gray):
-        if gray.max() - np.median(gray) < MIN_CONTRAST:
+        if float(gray.max()) - float(np.median(gray)) < MIN_CONTRAST:
             raise ImageError("no ink found (the image is blank)")
         return np.round(gray).astype(np.uint8)
     return centre_digit(ink_map(gray))

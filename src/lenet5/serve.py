@@ -24,6 +24,7 @@ from lenet5.bundled import BUNDLED, bundled_card
 from lenet5.checkpoint import LAST, resolve_checkpoint
 from lenet5.config import BUNDLED_NAME, ServeLimits, TrainConfig
 from lenet5.errors import Lenet5Error
+from lenet5.explain import explain as explain_digit
 from lenet5.feedback import FeedbackStore
 from lenet5.models import count_parameters
 from lenet5.predict import (
@@ -43,10 +44,22 @@ from lenet5.uploads import IMAGE_TYPES, ApiError, Pixels, model_input, read_uplo
 STATIC = Path(__file__).parent / "static"
 
 
+class Inside(BaseModel):
+    layers: dict[str, list[list[list[float]]]] = Field(
+        description="conv1 (6 maps 28x28), pool1 (6 x 14x14), conv2 (16 x 10x10), pool2 "
+        "(16 x 5x5): each layer's output after ReLU"
+    )
+    saliency: list[list[float]] = Field(
+        description="28x28 integrated gradients of the digit's logit from a black image"
+    )
+    delta: float = Field(description="saliency sum minus the logit difference it explains")
+
+
 class PredictResponse(BaseModel):
     digit: int = Field(ge=0, le=9)
     probabilities: list[float] = Field(min_length=10, max_length=10)
     preprocessed: list[list[int]] = Field(description="the 28x28 input the model saw, 0-255")
+    explain: Inside | None = Field(None, description="with ?explain=true: inside the network")
 
 
 class ErrorResponse(BaseModel):
@@ -192,7 +205,7 @@ def create_app(
     why POST /api/learn is refused; `data_dir` holds MNIST for the fine-tuning; `engine` says
     what runs the model (`serving_model`)."""
     batcher = Batcher(model)
-    served: dict[str, ModelInfo] = {}
+    served: dict[str, Any] = {}  # info: ModelInfo; model: the PyTorch model (for explain)
 
     def use(new_model: nn.Module, new_config: TrainConfig, path: Path) -> None:
         runner, note = serving_model(new_model, path, engine)
@@ -201,6 +214,7 @@ def create_app(
         batcher.model = runner
         kind = "onnxruntime" if isinstance(runner, OnnxModel) else "torch"
         served["info"] = describe(new_model, new_config, path, kind)
+        served["model"] = new_model
 
     use(model, config, resolve_checkpoint(checkpoint))
     app = FastAPI(title="lenet5", version="1", description="Read handwritten digits with LeNet-5.")
@@ -238,7 +252,8 @@ def create_app(
 
     @app.get("/api/model", response_model=ModelInfo)
     def model_info() -> ModelInfo:
-        return served["info"]
+        info: ModelInfo = served["info"]
+        return info
 
     @app.post(
         "/api/predict",
@@ -247,16 +262,25 @@ def create_app(
         openapi_extra=_PREDICT_BODY,
         summary="Read the digit in an image file, raw image bytes or 28x28 pixels",
     )
-    async def predict(request: Request) -> Response:
+    async def predict(request: Request, explain: bool = False) -> Response:
         x = await model_input(await read_upload(request))
         result = await batcher.predict(x)
         # Built by hand: validating 784 numbers again per request would cost a tenth of the
         # request's time; the shape is PredictResponse's (the fuzz test checks every answer).
-        body = {
+        body: dict[str, Any] = {
             "digit": result.digit,
             "probabilities": result.probabilities,
             "preprocessed": result.image.tolist(),
         }
+        if explain:
+            loop = asyncio.get_running_loop()
+            try:
+                inside = await loop.run_in_executor(
+                    batcher.executor, explain_digit, served["model"], x, result.digit
+                )
+            except Lenet5Error as exc:  # a softmax-regression model has no layers to show
+                raise ApiError(400, str(exc)) from None
+            body["explain"] = inside.to_json()
         return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
 
     original_openapi = app.openapi
