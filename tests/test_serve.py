@@ -266,6 +266,7 @@ def test_drawing_in_a_real_browser(mnist_run: Path, tmp_path: Path) -> None:
                 for points in strokes:
                     _stroke(page, box, points)
                 expect(page.locator("#digit")).to_have_text(digit, timeout=10_000)
+            _check_inside_panel(page)
             page.keyboard.press("6")  # "no, it is a 6": a correction by key
             expect(page.locator("#teach-status")).to_contain_text("Kept: a 6, read as 0")
             expect(page.locator("#counts")).to_contain_text("1 correction: 0: 0, 1: 0")
@@ -284,8 +285,42 @@ def test_drawing_in_a_real_browser(mnist_run: Path, tmp_path: Path) -> None:
     # uvicorn shuts down cleanly, then exits by the signal it caught (as Ctrl-C would).
     assert server.returncode in (0, -signal.SIGTERM), log
     assert "Application shutdown complete" in log
-    assert 'POST /api/predict HTTP/1.1" 200' in log  # one line per request
+    assert 'POST /api/predict?explain=true HTTP/1.1" 200' in log  # one line per request
     assert "Traceback" not in log
+
+
+def _check_inside_panel(page) -> None:  # type: ignore[no-untyped-def]
+    """The page's panel draws every map and the saliency with the API's numbers: each
+    canvas pixel is the colour its value maps to (gray scaled per layer; blue-white-red)."""
+    answer = page.evaluate("() => window.lenet5Answer")
+    inside = answer["explain"]
+    canvases = page.evaluate(
+        """() => [...document.querySelectorAll('#layers canvas')].map((c) => ({
+            layer: c.dataset.layer, index: Number(c.dataset.index),
+            rgb: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)
+                .filter((_, i) => i % 4 !== 3)}))"""
+    )
+    assert len(canvases) == 1 + 6 + 6 + 16 + 16
+    for canvas in canvases:
+        if canvas["layer"] == "saliency":
+            values = np.array(inside["saliency"])
+            t = values / np.abs(values).max()
+            fade = 255 * (1 - np.abs(t))
+            expected = np.stack(
+                [
+                    np.where(t >= 0, 255, fade),
+                    fade,
+                    np.where(t >= 0, fade, 255),
+                ],
+                axis=-1,
+            )
+        else:
+            maps = np.array(inside["layers"][canvas["layer"]])
+            gray = 255 * maps[canvas["index"]] / maps.max()
+            expected = np.repeat(gray[..., None], 3, axis=-1)
+        drawn = np.array(canvas["rgb"]).reshape(expected.shape)
+        assert np.abs(drawn - np.floor(expected + 0.5)).max() <= 1, canvas["layer"]
+    assert np.array(inside["layers"]["conv1"]).shape == (6, 28, 28)
 
 
 def _inputs(n: int) -> list[np.ndarray]:

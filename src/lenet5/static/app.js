@@ -23,6 +23,7 @@ function clearPad() {
   setStatus("Draw something.");
   renderBars(null);
   seen.clearRect(0, 0, 28, 28);
+  renderInside(null);
   answered = null;
   showTeach();
 }
@@ -75,7 +76,9 @@ async function send(body, type, picture) {
   try {
     // For a FormData body fetch sets the multipart Content-Type (with its boundary) itself.
     const headers = type ? { "Content-Type": type } : {};
-    const response = await fetch("/api/predict", { method: "POST", body, headers });
+    const explain = document.getElementById("explain").checked;
+    const url = explain ? "/api/predict?explain=true" : "/api/predict";
+    const response = await fetch(url, { method: "POST", body, headers });
     const answer = await response.json();
     if (ticket !== latest) return;  // a newer drawing has been sent since
     if (!response.ok) {
@@ -90,6 +93,8 @@ async function send(body, type, picture) {
     setStatus(`${(answer.probabilities[answer.digit] * 100).toFixed(1)}% sure`);
     renderBars(answer.probabilities, answer.digit);
     renderSeen(answer.preprocessed);
+    renderInside(answer.explain);
+    window.lenet5Answer = answer;  // for the curious, in the console (and the browser test)
   } catch (error) {
     setStatus(`cannot reach the server (${error})`, true);
   }
@@ -119,6 +124,53 @@ function renderSeen(pixels) {
     image.data.set([v, v, v, 255], i * 4);
   });
   seen.putImageData(image, 0, 0);
+}
+
+// Each map in gray levels scaled to its layer's largest value (ReLU outputs are >= 0); the
+// saliency from blue (lowered the score) through white to red (raised it).
+const layersOut = document.getElementById("layers");
+function renderInside(inside) {
+  layersOut.replaceChildren();
+  if (!inside) return;
+  const saliencyRow = row("saliency of the answer (28\u00d728)");
+  const s = inside.saliency;
+  const bound = Math.max(...s.flat().map(Math.abs)) || 1;
+  paint(saliencyRow, "saliency", 0, s, (v) => {
+    const t = v / bound;
+    return t >= 0 ? [255, 255 * (1 - t), 255 * (1 - t)] : [255 * (1 + t), 255 * (1 + t), 255];
+  }).classList.add("saliency");
+  for (const [name, maps] of Object.entries(inside.layers)) {
+    const size = maps[0].length;
+    const top = Math.max(...maps.flat(2)) || 1;
+    const layerRow = row(`${name}: ${maps.length} maps ${size}\u00d7${size}`);
+    maps.forEach((map, k) => paint(layerRow, name, k, map, (v) => {
+      const g = 255 * v / top;
+      return [g, g, g];
+    }));
+  }
+}
+
+function row(title) {
+  const div = document.createElement("div");
+  div.className = "layer";
+  div.innerHTML = `<span class="name"></span>`;
+  div.querySelector(".name").textContent = title;
+  layersOut.appendChild(div);
+  return div;
+}
+
+function paint(parent, layer, index, values, colour) {
+  const canvas = document.createElement("canvas");
+  canvas.width = values[0].length;
+  canvas.height = values.length;
+  canvas.dataset.layer = layer;
+  canvas.dataset.index = String(index);
+  const context = canvas.getContext("2d");
+  const image = context.createImageData(canvas.width, canvas.height);
+  values.flat().forEach((v, i) => image.data.set([...colour(v).map(Math.round), 255], i * 4));
+  context.putImageData(image, 0, 0);
+  parent.appendChild(canvas);
+  return canvas;
 }
 
 document.getElementById("clear").addEventListener("click", clearPad);
