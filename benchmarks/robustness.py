@@ -3,7 +3,8 @@
 For each model (a run directory, a checkpoint, or `bundled`): MNIST validation accuracy (and test
 accuracy with --test), scikit-learn's UCI digits read through predict's preprocessing, the
 European-style digits drawn with strokes (tests/strokes.py: flagged 1s, crossed 7s) and, with
---photos, the README's photo test (1,000 MNIST test digits rendered as photos, tests/photos.py).
+--photos, the README's photo test (1,000 MNIST test digits rendered as photos, tests/photos.py)
+and the same rendering of 3,000 validation digits (photo_val: to choose by).
 
     LENET5_DATA=../shared/data/mnist python benchmarks/robustness.py bundled runs/robust-01 --test
 """
@@ -22,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from lenet5.checkpoint import load_model
-from lenet5.data import load_splits
+from lenet5.data import Split, load_splits
 from lenet5.evaluate import evaluate
 from lenet5.predict import predict, predict_inputs
 from lenet5.preprocess import load_image, preprocess
@@ -33,6 +34,19 @@ from strokes import STYLES, european_digits
 EUROPEAN_PER_STYLE = 200
 PHOTOS = 1000
 PHOTO_SEED = 2024  # the README's photo test
+# The same rendering of MNIST validation digits: a photo figure to choose models by (the photo
+# test is drawn from the test split, so it is only measured).
+PHOTOS_VAL, PHOTO_VAL_SEED = 3000, 7
+
+
+def rendered_photos(split: Split, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` digits of `split` rendered as phone photos and read back through `preprocess`."""
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(split), size=count, replace=False)
+    inputs = [
+        preprocess(load_image(render_photo(split.images[i].numpy(), rng))) for i in chosen
+    ]
+    return torch.from_numpy(np.stack(inputs)), split.labels[chosen]
 
 
 def measure(models: list[str], test: bool, photos: bool) -> list[dict[str, Any]]:
@@ -40,14 +54,12 @@ def measure(models: list[str], test: bool, photos: bool) -> list[dict[str, Any]]
     uci = load_uci_digits()
     european = european_digits(EUROPEAN_PER_STYLE)
     european_inputs = [preprocess(image) for _, _, image in european]
-    photo_inputs, photo_labels = [], torch.zeros(0, dtype=torch.int64)
+    photo_sets = {}
     if photos:
-        rng = np.random.default_rng(PHOTO_SEED)
-        chosen = rng.choice(len(splits.test), size=PHOTOS, replace=False)
-        photo_labels = splits.test.labels[chosen]
-        photo_inputs = [
-            preprocess(load_image(render_photo(splits.test.images[i].numpy(), rng))) for i in chosen
-        ]
+        photo_sets = {
+            "photo": rendered_photos(splits.test, PHOTOS, PHOTO_SEED),
+            "photo_val": rendered_photos(splits.val, PHOTOS_VAL, PHOTO_VAL_SEED),
+        }
     rows = []
     for name in models:
         model, _ = load_model(None if name == "bundled" else name)
@@ -63,9 +75,9 @@ def measure(models: list[str], test: bool, photos: bool) -> list[dict[str, Any]]
             read = [d for (s, _, _), d in zip(european, digits, strict=True) if s == style]
             row[style] = sum(d == label for d in read)
             row[f"{style} read as"] = {str(k): read.count(k) for k in sorted(set(read))}
-        if photos:
-            guesses = predict(model, torch.from_numpy(np.stack(photo_inputs))).argmax(1)
-            row["photo_accuracy"] = (guesses == photo_labels).float().mean().item()
+        for name, (inputs, labels) in photo_sets.items():
+            guesses = predict(model, inputs).argmax(1)
+            row[f"{name}_accuracy"] = (guesses == labels).float().mean().item()
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
@@ -80,13 +92,16 @@ def main() -> None:
     args = parser.parse_args()
     rows = measure(args.models, args.test, args.photos)
     n = EUROPEAN_PER_STYLE
-    print(
-        f"\n| model | val | {'test | ' if args.test else ''}UCI digits | flagged 1s | crossed 7s |"
-    )
+    test = "test | " if args.test else ""
+    photo = " photo test | photo val |" if args.photos else ""
+    print(f"\n| model | val | {test}UCI digits |{photo} flagged 1s | crossed 7s |")
     for r in rows:
         test = f"{r['test_accuracy']:.2%} | " if args.test else ""
+        photo = (
+            f" {r['photo_accuracy']:.2%} | {r['photo_val_accuracy']:.2%} |" if args.photos else ""
+        )
         print(
-            f"| {r['model']} | {r['val_accuracy']:.2%} | {test}{r['uci_accuracy']:.2%} | "
+            f"| {r['model']} | {r['val_accuracy']:.2%} | {test}{r['uci_accuracy']:.2%} |{photo} "
             f"{r['flagged 1']}/{n} | {r['crossed 7']}/{n} |"
         )
     if args.json:

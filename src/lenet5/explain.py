@@ -10,6 +10,7 @@ black image, so that the map sums to that logit minus the black image's.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,7 +65,9 @@ def activations(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[s
 def explain(model: nn.Module, image: np.ndarray, target: int | None = None) -> Explanation:
     """Activations and saliency for one preprocessed (28, 28) uint8 image (white on black);
     the saliency is that of `target`'s logit (default: the predicted digit's)."""
-    from captum.attr import IntegratedGradients
+    with warnings.catch_warnings():  # captum's tqdm.auto warns in notebooks without widgets
+        warnings.simplefilter("ignore")
+        from captum.attr import IntegratedGradients
 
     if not all(hasattr(model, name) for name in LAYERS):
         raise Lenet5Error("only LeNet-5 models can be explained (this one has no conv layers)")
