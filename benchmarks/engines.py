@@ -2,6 +2,7 @@
 
 - inference on MNIST's 10,000 test images (batches of 1,000, best of --passes), images/s;
 - one image, preprocessed input in, probabilities out (median of 2,000), microseconds;
+- `lenet5.explain` of one digit (median of 200), milliseconds;
 - a 280x280 drawing as the page sends it (RGBA PNG) read into the model's input: decoding,
   preprocessing, both (median of 500), milliseconds;
 - with --serve, benchmarks/serve_load.py for each engine and each PNG size (28: MNIST-style,
@@ -92,6 +93,20 @@ def inference(passes: int) -> dict[str, Any]:
     }
 
 
+def explaining() -> dict[str, float]:
+    """`lenet5.explain` on one test digit (activations and 64-step integrated gradients)."""
+    from lenet5.explain import explain
+
+    torch.set_num_threads(1)
+    model, _, _ = load_inference_model(None, "torch")
+    image = load_splits(progress=False).test.images[0].numpy()
+    inside = explain(model, image)
+    return {
+        "explain_ms": median_s(lambda: explain(model, image), 200) * 1e3,
+        "to_json_ms": median_s(inside.to_json, 200) * 1e3,
+    }
+
+
 def drawing() -> dict[str, float]:
     png = digit_png(280)
     image = load_image(png)
@@ -146,6 +161,7 @@ def main() -> int:
         "torch": torch.__version__,
         "inference": inference(args.passes),
         "drawing_280": drawing(),
+        "explain": explaining(),
     }
     if args.serve:
         result["serve"] = serve(args.requests)

@@ -43,9 +43,7 @@ def rendered_photos(split: Split, count: int, seed: int) -> tuple[torch.Tensor, 
     """`count` digits of `split` rendered as phone photos and read back through `preprocess`."""
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(split), size=count, replace=False)
-    inputs = [
-        preprocess(load_image(render_photo(split.images[i].numpy(), rng))) for i in chosen
-    ]
+    inputs = [preprocess(load_image(render_photo(split.images[i].numpy(), rng))) for i in chosen]
     return torch.from_numpy(np.stack(inputs)), split.labels[chosen]
 
 

@@ -23,6 +23,9 @@ COMMANDS = {
     "lenet5 --help": [sys.executable, "-m", "lenet5", "--help"],
     "lenet5 train --help": [sys.executable, "-m", "lenet5", "train", "--help"],
     "lenet5 predict IMAGE": [sys.executable, "-m", "lenet5", "predict", str(SEVEN)],
+    "lenet5 predict IMAGE --engine torch": [
+        *(sys.executable, "-m", "lenet5", "predict", str(SEVEN), "--engine", "torch")
+    ],
 }
 
 
