@@ -128,6 +128,7 @@ def test_a_dead_rank_stops_the_others(small: Path, tmp_path: Path) -> None:
     assert len(read_metrics(run)) < 50
 
 
+@pytest.mark.slow  # 40 s: the default run keeps the exact one-step equivalence test instead
 @pytest.mark.data
 @requires_real_data
 def test_short_run_reaches_the_single_process_accuracy(tmp_path: Path) -> None:
