@@ -89,8 +89,8 @@ checkpoints, TensorBoard events and `metrics.jsonl` into the run directory.""",
         """def train(name, **settings):
     config = TrainConfig(epochs=EPOCHS, **settings)
     summary = lenet5.fit(config, splits, runs / name, echo=lambda line: None)
-    print(f"{name}: test accuracy {summary['test_accuracy']:.2%} after {summary['epochs']} epoch(s) "
-          f"({summary['train_seconds']:.1f} s of training)")
+    print(f"{name}: test accuracy {summary['test_accuracy']:.2%} after "
+          f"{summary['epochs']} epoch(s), {summary['train_seconds']:.1f} s of training")
     return summary
 
 results = {
