@@ -155,17 +155,23 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=30_000, help="per serve_load.py run")
     parser.add_argument("--json", type=Path, default=Path("docs/benchmarks/engines.json"))
     args = parser.parse_args()
-    result: dict[str, Any] = {
-        "date": date.today().isoformat(),
-        "machine": f"{os.cpu_count()} CPUs, {platform.machine()}",
-        "torch": torch.__version__,
+    measured: dict[str, Any] = {
         "inference": inference(args.passes),
         "drawing_280": drawing(),
         "explain": explaining(),
     }
     if args.serve:
-        result["serve"] = serve(args.requests)
-    print(json.dumps(result, indent=2))
+        measured["serve"] = serve(args.requests)
+    stamp = {
+        "date": date.today().isoformat(),
+        "machine": f"{os.cpu_count()} CPUs, {platform.machine()}",
+        "torch": torch.__version__,
+    }
+    print(json.dumps(measured, indent=2))
+    # Each section keeps the figures of the run that measured it (a run without --serve keeps
+    # the last serve figures).
+    result = json.loads(args.json.read_text()) if args.json.is_file() else {}
+    result.update({name: {**stamp, **figures} for name, figures in measured.items()})
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -15,7 +15,7 @@ from lenet5.checkpoint import load_model, save_checkpoint
 from lenet5.cli import main
 from lenet5.config import TrainConfig
 from lenet5.data import to_float
-from lenet5.explain import LAYERS, explain
+from lenet5.explain import IG_STEPS, LAYERS, explain, integrated_gradients
 from lenet5.models import build_model
 from lenet5.serve import create_app
 
@@ -71,6 +71,26 @@ def test_saliency_is_complete(model: torch.nn.Module) -> None:
             assert result.delta == pytest.approx(result.saliency.sum() - rise, abs=1e-3)
     # Pixels that are black in the image get nothing: IG scales with (x - baseline).
     assert np.all(result.saliency[np.asarray(image) == 0] == 0)
+
+
+def test_integrated_gradients_are_captums(model: torch.nn.Module) -> None:
+    """A second implementation: Captum's IntegratedGradients, Gauss-Legendre, same steps."""
+    from captum.attr import IntegratedGradients
+
+    rng = np.random.default_rng(1)
+    for image in (_digit(), rng.integers(0, 256, (28, 28), np.uint8)):
+        x = to_float(torch.from_numpy(image)[None])
+        for target in range(10):
+            ours = integrated_gradients(model, x, target)
+            theirs = IntegratedGradients(model).attribute(
+                x,
+                baselines=torch.zeros_like(x),
+                target=target,
+                n_steps=IG_STEPS,
+                method="gausslegendre",
+                internal_batch_size=IG_STEPS,
+            )
+            assert torch.allclose(ours, theirs, rtol=1e-4, atol=1e-6), target
 
 
 def test_softmax_regression_cannot_be_explained() -> None:
