@@ -175,8 +175,8 @@ here (99.16% against 99.08%), where the tutorial saw it slightly behind.
 ## 6. Inside the trained network
 
 `lenet5.explain` returns what each layer computes for one image (after ReLU) and a saliency
-map: integrated gradients of the answer's score from a black image, computed by Captum. Red
-pixels raised the score, blue ones lowered it.""",
+map: integrated gradients of the answer's score from a black image (the same numbers as
+Captum's). Red pixels raised the score, blue ones lowered it.""",
     ),
     (
         "code",
