@@ -635,13 +635,14 @@ def _inference_model(args: argparse.Namespace, threads: int = 1) -> tuple[Model,
     config; a note on stderr when onnxruntime was wanted but PyTorch runs."""
     from lenet5.predict import OnnxModel, load_inference_model
 
+    engine = args.engine
     if args.device == "cuda":
-        if args.engine == "onnx":
+        if engine == "onnx":
             raise Lenet5Error(
                 "--engine onnx runs on the CPU; use --engine torch with --device cuda"
             )
-        args.engine = "torch"
-    model, config, note = load_inference_model(args.checkpoint, args.engine, threads)
+        engine = "torch"
+    model, config, note = load_inference_model(args.checkpoint, engine, threads)
     if note:
         print(f"lenet5: {note}", file=sys.stderr)
     if not isinstance(model, OnnxModel):
@@ -728,6 +729,12 @@ def _predict(args: argparse.Namespace) -> int:
     from lenet5.preprocess import ImageError, load_image
 
     model, _ = _inference_model(args)
+    explained = None  # --explain reads the layers of a PyTorch model, whatever the engine
+    if args.explain is not None:
+        from lenet5.checkpoint import load_model
+        from lenet5.predict import OnnxModel
+
+        explained = load_model(args.checkpoint)[0] if isinstance(model, OnnxModel) else model
     failures = 0
     for source in _image_sources(args.images):
         try:
@@ -745,7 +752,8 @@ def _predict(args: argparse.Namespace) -> int:
                 print(f"{source}: error: {exc}", file=sys.stderr, flush=True)
             continue
         _print_prediction(args, source, predictions)
-        _save_pictures(args, "stdin" if source == "-" else Path(source).stem, predictions)
+        stem = "stdin" if source == "-" else Path(source).stem
+        _save_pictures(args, stem, predictions, explained)
     return 1 if failures else 0
 
 
@@ -766,8 +774,13 @@ def _print_prediction(args: argparse.Namespace, source: str, predictions: list[P
         print(f"{source}: {number}  ({top})", flush=True)
 
 
-def _save_pictures(args: argparse.Namespace, stem: str, predictions: list[Prediction]) -> None:
-    """--save-preprocessed: the 28x28 inputs; --explain: what the network saw of each."""
+def _save_pictures(
+    args: argparse.Namespace,
+    stem: str,
+    predictions: list[Prediction],
+    explained: torch.nn.Module | None,
+) -> None:
+    """--save-preprocessed: the 28x28 inputs; --explain: what `explained` saw of each."""
     if args.save_preprocessed is None and args.explain is None:
         return
     import numpy as np
@@ -782,14 +795,11 @@ def _save_pictures(args: argparse.Namespace, stem: str, predictions: list[Predic
             atomic_write(
                 args.save_preprocessed / name, lambda f, im=picture: im.save(f, format="PNG")
             )
-        if args.explain is not None:
-            from lenet5.checkpoint import load_model
+        if explained is not None:
             from lenet5.explain import explain
             from lenet5.plots import plot_explanation
 
-            if "torch_model" not in args:  # explaining needs PyTorch, whatever the engine
-                args.torch_model = load_model(args.checkpoint)[0]
-            inside = explain(args.torch_model, pred.image, pred.digit)
+            inside = explain(explained, pred.image, pred.digit)
             title = f"{stem}: read as {pred.digit} ({pred.probabilities[pred.digit]:.3f})"
             plot_explanation(
                 pred.image, inside.activations, inside.saliency, args.explain / name, title
