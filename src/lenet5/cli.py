@@ -65,6 +65,7 @@ _positive_int = _number(int, lambda v: v > 0, "must be positive")
 _non_negative = _number(float, lambda v: v >= 0, "must not be negative")
 _non_negative_int = _number(int, lambda v: v >= 0, "must not be negative")
 _probability = _number(float, lambda v: 0.0 <= v < 1.0, "must be in [0, 1)")
+_share = _number(float, lambda v: 0.0 <= v <= 1.0, "must be in [0, 1]")
 
 
 def _add_data_args(
@@ -238,6 +239,27 @@ def build_parser() -> argparse.ArgumentParser:
         type=_non_negative_int,
         metavar="N",
         help="train on the first N training images only; 0 means all (default: 0)",
+    )
+    t.add_argument(
+        "--teacher",
+        dest="teachers",
+        action="append",
+        metavar="MODEL",
+        help="a trained model (checkpoint, run directory or 'bundled') whose predictions on "
+        "each distorted training image are learned beside its label (knowledge distillation); "
+        "repeat for several, their predictions are averaged (default: none)",
+    )
+    t.add_argument(
+        "--distill",
+        type=_share,
+        help="weight of the teachers' predictions in the loss, the labels taking the rest "
+        f"(default: {DEFAULTS.distill})",
+    )
+    t.add_argument(
+        "--temperature",
+        type=_positive_float,
+        help="temperature that softens the teachers' and the model's predictions alike "
+        f"(default: {DEFAULTS.temperature})",
     )
     t.add_argument(
         "--recipe",

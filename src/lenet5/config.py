@@ -53,6 +53,9 @@ class TrainConfig:
     feedback_until: int = 0  # use the corrections with ids up to this one (0: all)
     feedback_repeat: int = 20  # copies of each training correction per epoch
     feedback_holdout: float = 0.2  # share of the corrections kept apart to measure
+    teachers: list[str] = field(default_factory=list)  # models whose predictions are learned too
+    distill: float = 0.7  # weight of the teachers' averaged predictions in the loss (labels: rest)
+    temperature: float = 1.0  # softens the teachers' and the student's predictions alike
 
     @property
     def name(self) -> str:

@@ -26,6 +26,7 @@ from lenet5.augment import Distortion
 from lenet5.checkpoint import BEST, LAST, load_checkpoint, load_model, save_checkpoint
 from lenet5.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from lenet5.data import DATASETS, Split, Splits, batches, to_float
+from lenet5.distill import TeacherError, Teachers, load_teachers
 from lenet5.errors import Lenet5Error, WriteError
 from lenet5.evaluate import evaluate
 from lenet5.files import append_line, atomic_write_text
@@ -86,6 +87,10 @@ def check_config(config: TrainConfig) -> None:
         raise TrainingError(f"dropout must be in [0, 1), got {config.dropout}")
     if config.dropout and config.model != "lenet5":
         raise TrainingError("dropout applies to the lenet5 model only")
+    if not 0.0 <= config.distill <= 1.0:
+        raise TrainingError(f"distill must be in [0, 1], got {config.distill}")
+    if not (config.temperature > 0 and math.isfinite(config.temperature)):
+        raise TrainingError(f"temperature must be a positive number, got {config.temperature}")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -208,9 +213,11 @@ def train_one_epoch(
     augment: Distortion | None = None,
     label_smoothing: float = 0.0,
     shard: tuple[int, int] = (0, 1),
+    teachers: Teachers | None = None,
 ) -> dict[str, float]:
     """One shuffled pass over `split` (this rank's shard of it); returns mean loss and accuracy
-    (on the inputs as trained, augmented or not). `on_step(loss, accuracy)` follows each batch."""
+    (on the inputs as trained, augmented or not). `on_step(loss, accuracy)` follows each batch.
+    With `teachers`, the loss blends in their predictions on the same (augmented) inputs."""
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
     for step, (x, y) in enumerate(batches(split, batch_size, generator, shard)):
@@ -218,6 +225,8 @@ def train_one_epoch(
             x = augment(x)
         logits = model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+        if teachers is not None:
+            loss = teachers.loss(loss, x, logits)
         loss_value = loss.item()
         if not math.isfinite(loss_value):
             raise TrainingError(f"the loss became {loss_value} at step {step + 1}")
@@ -365,8 +374,12 @@ class _Logger:
             "test/accuracy": summary["test_accuracy"],
             "val/accuracy": summary["val_accuracy"],
         }
+        # TensorBoard takes numbers, strings and booleans only (the teachers are a list).
+        values = {
+            k: ", ".join(v) if isinstance(v, list) else v for k, v in config.to_dict().items()
+        }
         with self._events():
-            for event in hparams(config.to_dict(), metrics):
+            for event in hparams(values, metrics):
                 self.writer._get_file_writer().add_summary(event)
 
     def close(self) -> None:
@@ -414,6 +427,10 @@ def _fit(
     main = rank == 0
     model = init_model(config, device)
     optimizer = make_optimizer(config, model)
+    try:
+        teachers = load_teachers(config.teachers, config.distill, config.temperature, device)
+    except TeacherError as exc:
+        raise TrainingError(str(exc)) from None
     train = training_split(config, splits.train).to(device)
     val, test = splits.val.to(device), splits.test.to(device)
     if world == 1:
@@ -442,7 +459,9 @@ def _fit(
     # DDP averages gradients across ranks, and starts by copying rank 0's weights to the others.
     trained = DistributedDataParallel(model) if world > 1 else model
     if not main:
-        return _follow(config, trained, train, optimizer, scheduler, start_epoch, rank, world)
+        return _follow(
+            config, trained, train, optimizer, scheduler, teachers, start_epoch, rank, world
+        )
     # Forget any epoch logged after the checkpoint we continue from.
     records = [r for r in read_metrics(run_dir) if r["epoch"] <= start_epoch]
     atomic_write_text(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in records))
@@ -472,6 +491,7 @@ def _fit(
                 config.distortion,
                 config.label_smoothing,
                 (rank, world),
+                teachers,
             )
             seconds = time.perf_counter() - t0
             val_metrics = evaluate(model, val, config.eval_batch_size)
@@ -572,6 +592,7 @@ def _follow(
     train: Split,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    teachers: Teachers | None,
     start_epoch: int,
     rank: int,
     world: int,
@@ -590,6 +611,7 @@ def _follow(
             config.distortion,
             config.label_smoothing,
             (rank, world),
+            teachers,
         )
         dist.barrier()
     return {}
