@@ -173,27 +173,31 @@ def otsu_threshold(values: np.ndarray, hist: np.ndarray | None = None) -> float:
 
 
 def ink_map(gray: np.ndarray) -> np.ndarray:
-    """Gray levels -> ink intensity in [0, 1], ink bright, background exactly 0.
+    """Gray levels -> ink intensity (float32) in [0, 1], ink bright, background exactly 0.
 
     The image is inverted when its background (the median) is light. Uneven lighting is
     removed by subtracting a plane fitted to the background; then everything below the Otsu
     threshold is background noise. (On 8-bit images, the first statistics come from the
-    histogram of gray levels: the same numbers as sorting, several times faster.)
+    histogram of gray levels: the same numbers as sorting, several times faster. The work is in
+    float32, in place where it can be: a page's 280x280 drawing then takes about half the time
+    of float64 and its temporaries, most of it page faults on fresh memory.)
     """
     if gray.dtype == np.uint8:
         hist = _histogram(gray)
         light = _quantile(hist, 0.5) >= 128
         if light:
             hist = hist[::-1]
-        ink = 255.0 - gray if light else gray.astype(np.float64)
+        ink = (255 - gray if light else gray).astype(np.float32)
         spread = _quantile(hist, 0.999) - _quantile(hist, 0.5)
     else:
-        ink = 255.0 - gray if np.median(gray) >= 128 else gray.copy()
+        ink = (255.0 - gray if np.median(gray) >= 128 else gray).astype(np.float32)
         hist = _histogram(ink)
         spread = float(np.percentile(ink, 99.9)) - float(np.median(ink))
     if spread < MIN_CONTRAST:
         raise ImageError("no ink found (the image is blank)")
-    ink = ink - _background_plane(ink, ink < otsu_threshold(ink, hist))
+    rows, cols = _background_plane(ink, ink < otsu_threshold(ink, hist))
+    ink -= rows
+    ink -= cols
     low, high = float(np.median(ink)), float(ink.max())
     if high - low < MIN_CONTRAST:
         raise ImageError("no ink found (the image is blank)")
@@ -207,13 +211,16 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     kept = ink > threshold
     if not kept.any():
         raise ImageError("no ink found (the image is blank)")
-    out = np.zeros_like(ink)
-    out[kept] = np.clip((ink[kept] - low) / (high - low), 0.0, 1.0)
-    return out
+    ink -= low
+    ink *= 1 / (high - low)
+    np.clip(ink, 0.0, 1.0, out=ink)
+    ink[~kept] = 0.0
+    return ink
 
 
-def _background_plane(image: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """Least-squares plane a + b*row + c*col through the pixels marked as `background`.
+def _background_plane(image: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares plane a + b*row + c*col through the pixels marked as `background`, as its
+    row and column terms (H, 1) and (1, W) (float32), which sum to the plane.
 
     Solved from the 3x3 normal equations, whose sums come from row and column sums of the
     mask: a few passes over the image instead of gathering every background pixel."""
@@ -221,13 +228,14 @@ def _background_plane(image: np.ndarray, background: np.ndarray) -> np.ndarray:
     # Coordinates centred on the image keep the normal equations well conditioned.
     r = np.arange(height, dtype=np.float64) - height / 2
     c = np.arange(width, dtype=np.float64) - width / 2
-    mask = background.astype(np.float64)
-    values = image * mask
-    by_row, by_col = mask.sum(axis=1), mask.sum(axis=0)
+    mask = background.astype(np.float32)
+    values = mask * image
+    by_row = mask.sum(axis=1, dtype=np.float64)
+    by_col = mask.sum(axis=0, dtype=np.float64)
     n = by_row.sum()
     if n < 3:
-        return np.zeros((1, 1))
-    rc = r @ mask @ c
+        return np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32)
+    rc = r @ (mask @ c.astype(np.float32)).astype(np.float64)
     gram = np.array(
         [
             [n, by_row @ r, by_col @ c],
@@ -235,12 +243,15 @@ def _background_plane(image: np.ndarray, background: np.ndarray) -> np.ndarray:
             [by_col @ c, rc, by_col @ (c * c)],
         ]
     )
-    moments = np.array([values.sum(), values.sum(axis=1) @ r, values.sum(axis=0) @ c])
+    by_row_values = values.sum(axis=1, dtype=np.float64)
+    moments = np.array(
+        [by_row_values.sum(), by_row_values @ r, values.sum(axis=0, dtype=np.float64) @ c]
+    )
     try:
-        coef = np.linalg.solve(gram, moments)
+        a, b, d = np.linalg.solve(gram, moments)
     except np.linalg.LinAlgError:  # the background lies on one line: a level plane instead
-        return np.full((1, 1), moments[0] / n)
-    return (coef[0] + coef[1] * r[:, None]) + coef[2] * c[None, :]  # (H, 1) + (1, W)
+        a, b, d = moments[0] / n, 0.0, 0.0
+    return (a + b * r[:, None]).astype(np.float32), (d * c[None, :]).astype(np.float32)
 
 
 def centre_digit(ink: np.ndarray) -> np.ndarray:
