@@ -14,7 +14,7 @@ from lenet5.cli import main
 from lenet5.config import TrainConfig
 from lenet5.distill import Teachers
 from lenet5.models import build_model
-from lenet5.train import fit, train_one_epoch
+from lenet5.train import TrainingError, fit, train_one_epoch
 
 
 class Shifted(nn.Module):
@@ -125,6 +125,15 @@ def test_bad_teachers_are_refused_in_one_line(
     err = capsys.readouterr().err.strip()
     assert code != 0 and "Traceback" not in err
     assert message in err.splitlines()[-1]
+
+
+def test_a_teacher_of_another_data_set_is_refused(
+    synthetic_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    directory, teacher_run = synthetic_run
+    config = TrainConfig(epochs=1, dataset="fashion-mnist", teachers=[str(teacher_run)])
+    with pytest.raises(TrainingError, match="was trained on mnist, not fashion-mnist"):
+        fit(config, data.load_splits(data_dir=directory), tmp_path / "run", echo=lambda _: None)
 
 
 def test_a_teacher_that_is_not_a_checkpoint_is_refused(

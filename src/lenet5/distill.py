@@ -39,17 +39,20 @@ class Teachers:
 
 
 def load_teachers(
-    paths: list[str], weight: float, temperature: float, device: torch.device
+    paths: list[str], weight: float, temperature: float, dataset: str, device: torch.device
 ) -> Teachers | None:
-    """The teachers that `paths` name (checkpoints, run directories or "bundled"); None if none."""
+    """The teachers that `paths` name (checkpoints, run directories or "bundled"), each trained
+    on `dataset`; None if none."""
     if not paths:
         return None
     models = []
     for path in paths:
         try:
-            model, _ = load_model(None if path == "bundled" else path, device)
+            model, config = load_model(None if path == "bundled" else path, device)
         except CheckpointError as exc:
             raise TeacherError(f"teacher {path}: {exc}") from None
+        if config.dataset != dataset:
+            raise TeacherError(f"teacher {path} was trained on {config.dataset}, not {dataset}")
         if device.type == "cpu":  # as the student: oneDNN runs channels-last faster
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         models.append(model)

@@ -428,7 +428,9 @@ def _fit(
     model = init_model(config, device)
     optimizer = make_optimizer(config, model)
     try:
-        teachers = load_teachers(config.teachers, config.distill, config.temperature, device)
+        teachers = load_teachers(
+            config.teachers, config.distill, config.temperature, config.dataset, device
+        )
     except TeacherError as exc:
         raise TrainingError(str(exc)) from None
     train = training_split(config, splits.train).to(device)
