@@ -179,7 +179,7 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     removed by subtracting a plane fitted to the background; then everything below the Otsu
     threshold is background noise. (On 8-bit images, the first statistics come from the
     histogram of gray levels: the same numbers as sorting, several times faster. The work is in
-    float32, in place where it can be: fewer and smaller temporaries, 11-13% less time on a
+    float32, in place where it can be: fewer and smaller temporaries, 11% less time on a
     page's 280x280 drawing than float64, docs/benchmarks.md.)
     """
     if gray.dtype == np.uint8:
