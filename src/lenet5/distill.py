@@ -50,7 +50,7 @@ def load_teachers(
         try:
             model, config = load_model(None if path == "bundled" else path, device)
         except CheckpointError as exc:
-            raise TeacherError(f"teacher {path}: {exc}") from None
+            raise TeacherError(f"teacher {exc}") from None  # exc names the file
         if config.dataset != dataset:
             raise TeacherError(f"teacher {path} was trained on {config.dataset}, not {dataset}")
         if device.type == "cpu":  # as the student: oneDNN runs channels-last faster
