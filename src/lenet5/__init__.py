@@ -57,34 +57,19 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'lenet5' has no attribute {name!r}")
 
 
+def _function(name: str) -> property:
+    """The package's function `name`, whatever submodule of that name was imported over it."""
+    return property(lambda _self: __getattr__(name), lambda _self, _submodule: None)
+
+
 class _Package(types.ModuleType):
     """`lenet5.predict`, `lenet5.evaluate` and `lenet5.explain` are functions that share their
     names with submodules: importing a submodule sets the package's attribute of its name, and
     these properties keep the functions there all the same."""
 
-    @property
-    def predict(self) -> Any:
-        return __getattr__("predict")
-
-    @predict.setter
-    def predict(self, _submodule: Any) -> None:
-        pass
-
-    @property
-    def evaluate(self) -> Any:
-        return __getattr__("evaluate")
-
-    @evaluate.setter
-    def evaluate(self, _submodule: Any) -> None:
-        pass
-
-    @property
-    def explain(self) -> Any:
-        return __getattr__("explain")
-
-    @explain.setter
-    def explain(self, _submodule: Any) -> None:
-        pass
+    predict = _function("predict")
+    evaluate = _function("evaluate")
+    explain = _function("explain")
 
 
 sys.modules[__name__].__class__ = _Package
