@@ -23,7 +23,9 @@ from lenet5.errors import Lenet5Error
 from lenet5.models import POOL_SIZE
 
 LAYERS = ("conv1", "pool1", "conv2", "pool2")  # LeNet5's modules whose outputs are shown
-IG_STEPS = 64  # integration steps: the map sums to the logit difference within ~4% (measured)
+# Integration steps: the map sums to the logit difference within 2% on average, 14% at most
+# (measured on 100 UCI and 100 test digits; 32 steps: up to 28%).
+IG_STEPS = 64
 
 
 @dataclass
