@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -14,6 +14,9 @@ from lenet5.config import TrainConfig
 from lenet5.errors import Lenet5Error
 from lenet5.files import atomic_write
 from lenet5.models import build_model
+
+if TYPE_CHECKING:
+    from lenet5.optim import Optimizer, Schedule
 
 FORMAT = "lenet5-checkpoint"
 VERSION = 1
@@ -30,8 +33,8 @@ def save_checkpoint(
     *,
     config: TrainConfig,
     model: nn.Module,
-    optimizer: torch.optim.Optimizer | None = None,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    optimizer: Optimizer | None = None,
+    scheduler: Schedule | None = None,
     epoch: int,
     best_val_accuracy: float,
 ) -> None:
