@@ -126,7 +126,7 @@ class Optimizer:
                 if value is None:  # torch's SGD keeps a None buffer without momentum
                     continue
                 if name == "step":
-                    self.state[int(i)][name] = value.to(torch.float32).to(p.device)
+                    self.state[int(i)][name] = value.to(p.device, torch.float32)
                 else:
                     buffer = torch.zeros_like(p, memory_format=torch.preserve_format)
                     self.state[int(i)][name] = buffer.copy_(value)
@@ -151,7 +151,7 @@ class OneCycle:
         step = self.last_epoch
         # (Runs of a few steps, where torch divides by zero, skip the warm-up.)
         if self.warmup_end > 0 and step <= self.warmup_end:
-            pct = (step - 0.0) / (self.warmup_end - 0.0)
+            pct = step / self.warmup_end
             lr, momentum = _cos(start, peak, pct), _cos(MAX_MOMENTUM, BASE_MOMENTUM, pct)
         else:
             pct = (step - self.warmup_end) / max(self.total_steps - 1 - self.warmup_end, 1.0)
@@ -186,7 +186,7 @@ class Cosine:
         if k > t:
             raise ValueError(f"stepped {k} times, past {t} steps")
         ratio = (1 + math.cos(math.pi * k / t)) / (1 + math.cos(math.pi * (k - 1) / t))
-        self.optimizer.lr = ratio * (self.optimizer.lr - 0.0) + 0.0
+        self.optimizer.lr *= ratio
 
     def state_dict(self) -> dict[str, Any]:
         return {"last_epoch": self.last_epoch}
