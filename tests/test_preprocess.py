@@ -10,12 +10,15 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from lenet5 import preprocess as preprocess_module
 from lenet5.preprocess import (
     WORK_SIDE,
     ImageError,
+    _background_plane,
     _histogram,
     _percentile_90,
     _quantile,
+    ink_map,
     load_image,
     otsu_threshold,
     preprocess,
@@ -59,6 +62,86 @@ def test_statistics_from_the_histogram_are_numpys(size: int) -> None:
             assert _quantile(hist, q) == pytest.approx(np.quantile(values, q), abs=1e-9)
         floats = rng.random(size)
         assert _percentile_90(floats) == pytest.approx(np.percentile(floats, 90), abs=1e-12)
+
+
+def test_histogram_counts_any_layout() -> None:
+    rng = np.random.default_rng(3)
+    levels = rng.integers(0, 256, (97, 131), dtype=np.uint8)
+    for values in (levels, levels[::-1, ::2], levels.T, levels[5]):
+        assert np.array_equal(_histogram(values), np.bincount(values.ravel(), minlength=256))
+    floats = rng.normal(128, 100, (40, 50))
+    expected = np.bincount(np.clip(floats, 0, 255).astype(np.uint8).ravel(), minlength=256)
+    assert np.array_equal(_histogram(floats), expected)
+
+
+@pytest.mark.parametrize("shape", [(280, 280), (97, 131)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_background_plane_is_the_least_squares_plane(shape: tuple[int, int], dtype: type) -> None:
+    """Against numpy's least squares over the background pixels themselves."""
+    rng = np.random.default_rng(shape[1])
+    height, width = shape
+    r, c = np.mgrid[:height, :width]
+    image = 90 + 0.3 * r - 0.2 * c + rng.normal(0, 4, shape)
+    image[height // 4 : height // 2, width // 3 : width // 2] = 250  # ink, left out
+    image = np.clip(image, 0, 255).astype(dtype)
+    background = image < 200
+    rows, cols = _background_plane(image, background)
+    design = np.stack([np.ones_like(r), r - height / 2, c - width / 2], axis=-1)[background]
+    coef = np.linalg.lstsq(design.astype(float), image[background].astype(float), rcond=None)[0]
+    expected = coef[0] + coef[1] * (r - height / 2) + coef[2] * (c - width / 2)
+    assert np.abs(rows + cols - expected).max() < 1e-3
+
+
+def _drawing(paper: int, ink: int, lit: float = 0.0) -> np.ndarray:
+    """A 7 drawn on paper of one level, its strokes' level going from `ink` at the left to
+    halfway to the paper at the right (so the ink has many levels), the whole lit unevenly
+    when `lit` is given (the levels changing by that much across the image)."""
+    stroke = Image.new("L", (280, 280), 0)
+    ImageDraw.Draw(stroke).line([(70, 60), (210, 60), (120, 230)], fill=255, width=18)
+    ink_levels = ink + np.linspace(0, (paper - ink) / 2, 280)[None, :]
+    gray = np.where(np.asarray(stroke) > 0, ink_levels, paper) + np.linspace(0, lit, 280)
+    return np.clip(np.round(gray), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("paper", "ink", "lit"),
+    [(255, 17, 0.0), (215, 17, 0.0), (30, 240, 0.0), (215, 17, 40.0)],
+)
+def test_even_lighting_gives_the_general_paths_ink(paper: int, ink: int, lit: float) -> None:
+    """8-bit images evenly lit (a canvas, gray paper, light ink on dark) take the table of
+    levels; the general path in float32 (which 16-bit images take) gives the same ink. So does
+    the unevenly lit one, on the general path in both."""
+    gray = _drawing(paper, ink, lit)
+    fast, general = ink_map(gray), ink_map(gray.astype(np.float32))
+    assert fast.dtype == general.dtype == np.float32
+    assert fast.shape == general.shape
+    assert np.abs(fast - general).max() < 1e-6
+    assert fast.min() == 0.0 and fast.max() == 1.0
+
+
+@pytest.mark.parametrize("paper", [40, 215])
+def test_even_lighting_needs_no_plane(paper: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A noisy, evenly lit paper under anti-aliased strokes: the table of levels gives exactly
+    what the general path gives without its plane (which only moves the background's level,
+    from which ink is measured anyway)."""
+    rng = np.random.default_rng(paper)
+    big = Image.new("L", (560, 560), 0)
+    ImageDraw.Draw(big).line([(140, 120), (420, 120), (240, 460)], fill=255, width=36)
+    stroke = np.asarray(big.resize((140, 140), Image.Resampling.BOX), dtype=np.float64) / 255
+    ink = 250 if paper < 128 else 10
+    gray = paper + rng.integers(-3, 4, stroke.shape) + stroke * (ink - paper)
+    gray = np.clip(np.round(gray), 0, 255).astype(np.uint8)
+    levels = 255 - gray if paper >= 128 else gray
+    rows, cols = _background_plane(levels, levels < otsu_threshold(levels))
+    assert np.ptp(rows) + np.ptp(cols) < 1  # evenly lit
+    assert np.abs(rows + cols - 40).max() < 1  # the plane lies at the paper's level
+    fast = ink_map(gray)
+
+    def no_plane(image: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32)
+
+    monkeypatch.setattr(preprocess_module, "_background_plane", no_plane)
+    assert np.array_equal(fast, ink_map(gray.astype(np.float32)))
 
 
 def test_an_opaque_canvas_reads_as_its_gray_version() -> None:

@@ -141,7 +141,8 @@ def _histogram(values: np.ndarray) -> np.ndarray:
     """Counts of the gray levels 0..255 (values clipped into that range, truncated)."""
     if values.dtype != np.uint8:
         values = np.clip(values, 0, 255).astype(np.uint8)
-    return np.bincount(values.ravel(), minlength=256)
+    # Pillow counts 8-bit levels in place; np.bincount first widens them to 64-bit indices.
+    return np.array(Image.fromarray(values.reshape(1, -1)).histogram())
 
 
 def _quantile(hist: np.ndarray, q: float) -> float:
@@ -151,7 +152,7 @@ def _quantile(hist: np.ndarray, q: float) -> float:
     below = int(position)
     low = int(np.searchsorted(cumulative, below, side="right"))
     high = int(np.searchsorted(cumulative, below + 1, side="right")) if position > below else low
-    return low + (high - low) * (position - below)
+    return float(low + (high - low) * (position - below))
 
 
 def is_mnist_like(gray: np.ndarray) -> bool:
@@ -159,62 +160,111 @@ def is_mnist_like(gray: np.ndarray) -> bool:
     return gray.shape == (SIZE, SIZE) and float(np.median(gray)) < 128
 
 
-def otsu_threshold(values: np.ndarray, hist: np.ndarray | None = None) -> float:
-    """The gray level that best separates two classes of `values` (Otsu 1979); `hist`, when
-    given, is their `_histogram` already counted."""
-    hist = (_histogram(values) if hist is None else hist).astype(np.float64)
+def otsu_threshold(values: np.ndarray) -> float:
+    """The gray level that best separates two classes of `values` (Otsu 1979)."""
+    return _otsu(_histogram(values))
+
+
+def _otsu(hist: np.ndarray) -> float:
+    """`otsu_threshold` from the values' `_histogram`."""
+    hist = hist.astype(np.float64)
     levels = np.arange(256, dtype=np.float64)
     weight0 = np.cumsum(hist)
     weight1 = weight0[-1] - weight0
-    mean0 = np.cumsum(hist * levels) / np.maximum(weight0, 1)
-    mean1 = (np.sum(hist * levels) - np.cumsum(hist * levels)) / np.maximum(weight1, 1)
+    moment0 = np.cumsum(hist * levels)
+    mean0 = moment0 / np.maximum(weight0, 1)
+    mean1 = (np.sum(hist * levels) - moment0) / np.maximum(weight1, 1)
     between = weight0 * weight1 * (mean0 - mean1) ** 2
     return float(np.argmax(between))
 
 
 def ink_map(gray: np.ndarray) -> np.ndarray:
-    """Gray levels -> ink intensity (float32) in [0, 1], ink bright, background exactly 0.
+    """Gray levels -> ink intensity (float32) in [0, 1], ink bright, background exactly 0,
+    cropped to the ink's bounding box.
 
     The image is inverted when its background (the median) is light. Uneven lighting is
     removed by subtracting a plane fitted to the background; then everything below the Otsu
-    threshold is background noise. (On 8-bit images, the first statistics come from the
-    histogram of gray levels: the same numbers as sorting, several times faster. The work is in
-    float32, in place where it can be: fewer and smaller temporaries, 11% less time on a
-    page's 280x280 drawing than float64, docs/benchmarks.md.)
+    threshold is background noise. (On 8-bit images, the statistics come from the histogram of
+    gray levels: the same numbers as sorting, several times faster; and when the lighting is
+    even, as on a page's canvas or a scan, the ink's pixels come from a table of the 256
+    levels, docs/benchmarks.md. Otherwise the work is in float32, in place where it can be.)
     """
     if gray.dtype == np.uint8:
         hist = _histogram(gray)
         light = _quantile(hist, 0.5) >= 128
         if light:
             hist = hist[::-1]
-        ink = (255 - gray if light else gray).astype(np.float32)
+        levels = 255 - gray if light else gray
         spread = _quantile(hist, 0.999) - _quantile(hist, 0.5)
+        if spread < MIN_CONTRAST:
+            raise ImageError("no ink found (the image is blank)")
+        rows, cols = _background_plane(levels, levels < _otsu(hist))
+        if np.ptp(rows) + np.ptp(cols) < 1:
+            return _even_ink(levels, hist)
+        ink = levels.astype(np.float32)
     else:
         ink = (255.0 - gray if np.median(gray) >= 128 else gray).astype(np.float32)
-        hist = _histogram(ink)
         spread = float(np.percentile(ink, 99.9)) - float(np.median(ink))
-    if spread < MIN_CONTRAST:
-        raise ImageError("no ink found (the image is blank)")
-    rows, cols = _background_plane(ink, ink < otsu_threshold(ink, hist))
+        if spread < MIN_CONTRAST:
+            raise ImageError("no ink found (the image is blank)")
+        rows, cols = _background_plane(ink, ink < otsu_threshold(ink))
     ink -= rows
     ink -= cols
     low, high = float(np.median(ink)), float(ink.max())
+    otsu = otsu_threshold(ink)
+    inked = ink > otsu
+    ink_level = float(np.median(ink[inked])) if inked.any() else high
+    threshold = _threshold(low, high, otsu, ink_level)
+    kept = ink > threshold
+    _scale(ink, low, high)
+    ink[~kept] = 0.0
+    return ink[_bounding_box(kept)]
+
+
+def _even_ink(levels: np.ndarray, hist: np.ndarray) -> np.ndarray:
+    """`ink_map`'s last steps for 8-bit `levels` (ink bright, `hist` their histogram) evenly
+    lit, their background plane varying by less than one gray level: it is not subtracted
+    (ink is measured from the background's median level anyway), so the ink stays whole
+    levels, every statistic comes from the histogram and the ink's pixels from a table of the
+    256 levels, with the arithmetic of the general path."""
+    low = _quantile(hist, 0.5)
+    high = float(np.flatnonzero(hist)[-1])
+    otsu = _otsu(hist)
+    above = hist[int(otsu) + 1 :]
+    ink_level = otsu + 1 + _quantile(above, 0.5) if above.any() else high
+    threshold = _threshold(low, high, otsu, ink_level)
+    table = _scale(np.arange(256, dtype=np.float32), low, high)
+    last_cut = math.floor(threshold)  # whole levels up to this one are not ink
+    table[: last_cut + 1] = 0.0
+    return table[levels[_bounding_box(levels > last_cut)]]
+
+
+def _bounding_box(mask: np.ndarray) -> tuple[slice, slice]:
+    """The smallest rectangle holding every True of a 2-D `mask` with at least one."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+def _threshold(low: float, high: float, otsu: float, ink_level: float) -> float:
+    """The level below which ink is noise, from the background level `low`, the brightest ink
+    `high`, the Otsu threshold and the typical ink level; ImageError when nothing is ink."""
     if high - low < MIN_CONTRAST:
         raise ImageError("no ink found (the image is blank)")
     # Otsu alone cuts too low when ink covers a few percent of the image (noise passes);
     # never cut below halfway between the background and the typical ink level.
-    otsu = otsu_threshold(ink)
-    inked = ink > otsu
-    ink_level = float(np.median(ink[inked])) if inked.any() else high
     threshold = max(otsu, (low + ink_level) / 2, low + MIN_CONTRAST / 2)
-    # Ink keeps its anti-aliased edges: scale from the background level, cut below the threshold.
-    kept = ink > threshold
-    if not kept.any():
+    if threshold >= high:  # nothing would be kept
         raise ImageError("no ink found (the image is blank)")
+    return threshold
+
+
+def _scale(ink: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Ink (float32) from the background level `low` to the brightest `high` -> [0, 1], in
+    place. (Ink keeps its anti-aliased edges; the caller cuts what is below the threshold.)"""
     ink -= low
     ink *= 1 / (high - low)
     np.clip(ink, 0.0, 1.0, out=ink)
-    ink[~kept] = 0.0
     return ink
 
 
@@ -223,19 +273,23 @@ def _background_plane(image: np.ndarray, background: np.ndarray) -> tuple[np.nda
     row and column terms (H, 1) and (1, W) (float32), which sum to the plane.
 
     Solved from the 3x3 normal equations, whose sums come from row and column sums of the
-    mask: a few passes over the image instead of gathering every background pixel."""
+    mask: a few passes over the image instead of gathering every background pixel. For 8-bit
+    levels they are integer sums, so the temporaries stay 8-bit (a large float temporary costs
+    more in fresh memory pages than in arithmetic here)."""
     height, width = image.shape
     # Coordinates centred on the image keep the normal equations well conditioned.
     r = np.arange(height, dtype=np.float64) - height / 2
     c = np.arange(width, dtype=np.float64) - width / 2
-    mask = background.astype(np.float32)
-    values = mask * image
-    by_row = mask.sum(axis=1, dtype=np.float64)
-    by_col = mask.sum(axis=0, dtype=np.float64)
+    mask = background.view(np.uint8)  # 0 or 1
+    values = image * mask  # the image's dtype
+    total: type = np.uint32 if values.dtype == np.uint8 else np.float64  # exact for levels
+    by_row = mask.sum(axis=1, dtype=np.uint32).astype(np.float64)
+    by_col = mask.sum(axis=0, dtype=np.uint32).astype(np.float64)
     n = by_row.sum()
     if n < 3:
         return np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32)
-    rc = r @ (mask @ c.astype(np.float32)).astype(np.float64)
+    twice_c = 2 * np.arange(width, dtype=np.int32) - width  # integers, for an exact sum
+    rc = r @ np.einsum("ij,j->i", mask, twice_c) / 2
     gram = np.array(
         [
             [n, by_row @ r, by_col @ c],
@@ -243,10 +297,9 @@ def _background_plane(image: np.ndarray, background: np.ndarray) -> tuple[np.nda
             [by_col @ c, rc, by_col @ (c * c)],
         ]
     )
-    by_row_values = values.sum(axis=1, dtype=np.float64)
-    moments = np.array(
-        [by_row_values.sum(), by_row_values @ r, values.sum(axis=0, dtype=np.float64) @ c]
-    )
+    by_row_values = values.sum(axis=1, dtype=total).astype(np.float64)
+    by_col_values = values.sum(axis=0, dtype=total).astype(np.float64)
+    moments = np.array([by_row_values.sum(), by_row_values @ r, by_col_values @ c])
     try:
         a, b, d = np.linalg.solve(gram, moments)
     except np.linalg.LinAlgError:  # the background lies on one line: a level plane instead
@@ -257,21 +310,20 @@ def _background_plane(image: np.ndarray, background: np.ndarray) -> tuple[np.nda
 def centre_digit(ink: np.ndarray) -> np.ndarray:
     """Ink map (H, W) with some ink -> MNIST-style uint8 (28, 28): crop to the ink, fit the
     longer side to 20 px keeping the aspect ratio, centre the centre of mass at (14, 14)."""
-    rows = np.flatnonzero(ink.any(axis=1))
-    cols = np.flatnonzero(ink.any(axis=0))
-    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    crop = ink[_bounding_box(ink != 0)]
     h, w = crop.shape
     scale = BOX / max(h, w)
     new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    resized = Image.fromarray(crop.astype(np.float32), mode="F").resize(
+    resized = Image.fromarray(np.ascontiguousarray(crop, np.float32), mode="F").resize(
         (new_w, new_h),
         Image.Resampling.LANCZOS,  # anti-aliased on downscaling
     )
-    small = np.clip(np.asarray(resized, dtype=np.float64), 0.0, 1.0)
+    small = np.frombuffer(resized.tobytes(), np.float32).reshape(new_h, new_w)
+    small = np.minimum(np.maximum(small, 0.0, dtype=np.float64), 1.0)
     # Thin pen strokes come out faint after downscaling; MNIST strokes are saturated at the core.
     strokes = small[small > 0.05]
     core = _percentile_90(strokes) if strokes.size else 1.0
-    small = np.clip(small / max(core, 1e-6), 0.0, 1.0)
+    small = np.minimum(small / max(core, 1e-6), 1.0)
     # Placed with its box centred, then moved (by whole pixels, staying inside the 28x28) so
     # that its centre of mass lands on (14, 14).
     top, left = (SIZE - new_h) // 2, (SIZE - new_w) // 2
@@ -281,8 +333,8 @@ def centre_digit(ink: np.ndarray) -> np.ndarray:
         com_c = left + (small.sum(axis=0) @ np.arange(new_w)) / total
         rows = np.flatnonzero(small.any(axis=1))
         cols = np.flatnonzero(small.any(axis=0))
-        top += int(np.clip(round(CENTRE - com_r), -top - rows[0], SIZE - 1 - top - rows[-1]))
-        left += int(np.clip(round(CENTRE - com_c), -left - cols[0], SIZE - 1 - left - cols[-1]))
+        top += int(min(max(round(CENTRE - com_r), -top - rows[0]), SIZE - 1 - top - rows[-1]))
+        left += int(min(max(round(CENTRE - com_c), -left - cols[0]), SIZE - 1 - left - cols[-1]))
     canvas = np.zeros((SIZE, SIZE))
     canvas[top : top + new_h, left : left + new_w] = small
     return np.round(canvas * 255).astype(np.uint8)
