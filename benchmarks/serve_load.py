@@ -33,6 +33,8 @@ from PIL import Image, ImageDraw
 
 from lenet5.serve import wait_until_serving
 
+PAGE_DRAWING = Path(__file__).resolve().parent / "page-drawing.png"
+
 LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "image/png"
@@ -129,39 +131,20 @@ end
 
 
 def digit_png(size: int) -> bytes:
-    """A 7 as the page's canvas sends it (an RGBA PNG, drawn at 280x280, resized to `size`),
-    or MNIST-style at 28 (gray, white on black)."""
+    """A 7 as the page's canvas sends it (benchmarks/page-drawing.png, captured from chromium by
+    benchmarks/page_drawing.py: a 280x280 RGBA PNG), resized to `size`; or MNIST-style at 28
+    (gray, white on black)."""
+    if size == 280:
+        return PAGE_DRAWING.read_bytes()
     if size == 28:  # white on black, fitted like MNIST
         image = Image.new("L", (280, 280), 255)
         ImageDraw.Draw(image).line([(70, 60), (210, 60), (120, 230)], fill=17, width=18)
         image = Image.fromarray(255 - np.asarray(image.resize((28, 28), Image.Resampling.BOX)))
     else:
-        image = page_drawing()
-        if size != 280:
-            image = image.resize((size, size))
+        image = Image.open(PAGE_DRAWING).resize((size, size))
     out = io.BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()
-
-
-def page_drawing(scale: int = 16) -> Image.Image:
-    """A 7 drawn as a hand moves the pen on the page: a slightly wavering path of short
-    segments, 18 px wide with round caps and joins, #111 on white, anti-aliased as a browser's
-    canvas is (drawn at `scale` times the size, then averaged down)."""
-    corners = np.array([(70, 60), (210, 60), (120, 230)], dtype=np.float64)
-    path = [a + (b - a) * t for a, b in zip(corners, corners[1:]) for t in np.linspace(0, 1, 20)]
-    wobble = 1.5 * np.sin(np.arange(len(path)))
-    points = [(x + w, y) for (x, y), w in zip(path, wobble)]
-    big = Image.new("RGBA", (280 * scale, 280 * scale), (255, 255, 255, 255))
-    pen = ImageDraw.Draw(big)
-    radius = 9 * scale
-    for x, y in points:  # the round caps and joins
-        pen.ellipse(
-            [x * scale - radius, y * scale - radius, x * scale + radius, y * scale + radius],
-            fill=(17, 17, 17),
-        )
-    pen.line([(x * scale, y * scale) for x, y in points], fill=(17, 17, 17), width=2 * radius)
-    return big.reduce(scale)
 
 
 def rss_mb(pid: int) -> float:

@@ -191,16 +191,17 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     """
     if gray.dtype == np.uint8:
         hist = _histogram(gray)
-        light = _quantile(hist, 0.5) >= 128
+        median = _quantile(hist, 0.5)
+        light = median >= 128
         if light:
-            hist = hist[::-1]
+            hist, median = hist[::-1], 255 - median  # (exact: the middle levels, or their mean)
         levels = 255 - gray if light else gray
-        spread = _quantile(hist, 0.999) - _quantile(hist, 0.5)
-        if spread < MIN_CONTRAST:
+        if _quantile(hist, 0.999) - median < MIN_CONTRAST:
             raise ImageError("no ink found (the image is blank)")
-        rows, cols = _background_plane(levels, levels < _otsu(hist))
+        otsu = _otsu(hist)
+        rows, cols = _background_plane(levels, levels < int(otsu))  # (whole: an 8-bit compare)
         if np.ptp(rows) + np.ptp(cols) < 1:
-            return _even_ink(levels, hist)
+            return _even_ink(levels, hist, median, otsu)
         ink = levels.astype(np.float32)
     else:
         ink = (255.0 - gray if np.median(gray) >= 128 else gray).astype(np.float32)
@@ -221,15 +222,13 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     return ink[_bounding_box(kept)]
 
 
-def _even_ink(levels: np.ndarray, hist: np.ndarray) -> np.ndarray:
-    """`ink_map`'s last steps for 8-bit `levels` (ink bright, `hist` their histogram) evenly
-    lit, their background plane varying by less than one gray level: it is not subtracted
-    (ink is measured from the background's median level anyway), so the ink stays whole
-    levels, every statistic comes from the histogram and the ink's pixels from a table of the
-    256 levels, with the arithmetic of the general path."""
-    low = _quantile(hist, 0.5)
+def _even_ink(levels: np.ndarray, hist: np.ndarray, low: float, otsu: float) -> np.ndarray:
+    """`ink_map`'s last steps for 8-bit `levels` (ink bright; `hist` their histogram, `low` its
+    median, `otsu` its Otsu threshold) evenly lit, their background plane varying by less than
+    one gray level: it is not subtracted (ink is measured from the background's median level
+    anyway), so the ink stays whole levels, every statistic comes from the histogram and the
+    ink's pixels from a table of the 256 levels, with the arithmetic of the general path."""
     high = float(np.flatnonzero(hist)[-1])
-    otsu = _otsu(hist)
     above = hist[int(otsu) + 1 :]
     ink_level = otsu + 1 + _quantile(above, 0.5) if above.any() else high
     threshold = _threshold(low, high, otsu, ink_level)
