@@ -241,7 +241,7 @@ def _even_ink(levels: np.ndarray, hist: np.ndarray, low: float, otsu: float) -> 
 def _bounding_box(mask: np.ndarray) -> tuple[slice, slice]:
     """The smallest rectangle holding every True of a 2-D `mask` with at least one."""
     rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
+    cols = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
     return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
@@ -309,7 +309,11 @@ def _background_plane(image: np.ndarray, background: np.ndarray) -> tuple[np.nda
 def centre_digit(ink: np.ndarray) -> np.ndarray:
     """Ink map (H, W) with some ink -> MNIST-style uint8 (28, 28): crop to the ink, fit the
     longer side to 20 px keeping the aspect ratio, centre the centre of mass at (14, 14)."""
-    crop = ink[_bounding_box(ink != 0)]
+    return _fit(ink[_bounding_box(ink != 0)])
+
+
+def _fit(crop: np.ndarray) -> np.ndarray:
+    """`centre_digit` of ink already cropped to its bounding box."""
     h, w = crop.shape
     scale = BOX / max(h, w)
     new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
@@ -359,7 +363,7 @@ def preprocess(image: Image.Image) -> np.ndarray:
         if float(gray.max()) - float(np.median(gray)) < MIN_CONTRAST:
             raise ImageError("no ink found (the image is blank)")
         return np.round(gray).astype(np.uint8)
-    return centre_digit(ink_map(gray))
+    return _fit(ink_map(gray))  # ink_map crops to the ink
 
 
 def split_digits(image: Image.Image, min_area: float = 0.02) -> list[np.ndarray]:
