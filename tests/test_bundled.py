@@ -45,6 +45,7 @@ from conftest import REAL_DATA, requires_real_data
 ROOT = Path(__file__).parent.parent
 MODEL_CARD = ROOT / "docs" / "model-card.md"
 SEVEN = ROOT / "docs" / "examples" / "seven.jpg"
+PAGE_DRAWING = ROOT / "benchmarks" / "page-drawing.png"
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +108,17 @@ def test_reads_european_digits_drawn_with_strokes(bundled: torch.nn.Module) -> N
         for style, (label, _) in STYLES.items()
     }
     assert right == {"flagged 1": 96, "crossed 7": 100}  # measured; the best model: 79 and 100
+
+
+def test_reads_a_drawing_as_the_page_sends_it(bundled: torch.nn.Module) -> None:
+    """benchmarks/page-drawing.png: a 7 drawn with the mouse on the page in chromium, the PNG
+    its canvas posts (anti-aliased strokes, an evenly lit background: the table of levels)."""
+    image = load_image(PAGE_DRAWING.read_bytes())
+    assert (image.mode, image.size) == ("RGBA", (280, 280))
+    gray = np.asarray(image.convert("L"))
+    assert len(np.unique(gray)) > 100  # anti-aliased, as a browser draws
+    answer = predict_inputs(bundled, [preprocess(image)])[0]
+    assert answer.digit == 7 and answer.probabilities[7] > 0.9
 
 
 def test_commands_use_it_when_no_model_is_named(
