@@ -194,7 +194,7 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
         median = _quantile(hist, 0.5)
         light = median >= 128
         if light:
-            hist, median = hist[::-1], 255 - median  # (exact: the middle levels, or their mean)
+            hist, median = hist[::-1], 255 - median  # the inverted levels' median, exactly
         levels = 255 - gray if light else gray
         if _quantile(hist, 0.999) - median < MIN_CONTRAST:
             raise ImageError("no ink found (the image is blank)")
