@@ -62,7 +62,7 @@ def capture(url: str, chromium: str) -> bytes:
             page.mouse.move(x, y, steps=2)
         page.mouse.up()
         expect(page.locator("#digit")).to_have_text("7", timeout=10_000)
-        # The bytes the page posted: its canvas through the same toBlob call.
+        # What the page posts: its canvas, encoded by the same toBlob call.
         png = bytes(page.evaluate(TO_PNG))
         browser.close()
     if png[:8] != b"\x89PNG\r\n\x1a\n":
