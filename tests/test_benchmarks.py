@@ -7,6 +7,7 @@ from pathlib import Path
 
 import peer_protocol
 import pytest
+import recipe_sweep
 import suite
 
 
@@ -51,3 +52,25 @@ def test_write_doc_replaces_only_the_suite_section(
     assert doc.read_text() == (
         f"# Benchmarks\n\nserve section\n\n{suite.START}\nsecond\n{suite.END}\n\nnotes after\n"
     )
+
+
+def test_recipe_sweep_reads_variants_as_name_and_typed_settings() -> None:
+    assert recipe_sweep.parse_variant("base") == ("base", {})
+    assert recipe_sweep.parse_variant("x:epochs=45,lr=0.006,optimizer=adam") == (
+        "x",
+        {"epochs": 45, "lr": 0.006, "optimizer": "adam"},
+    )
+
+
+def test_recipe_sweep_averages_each_variant_over_its_seeds() -> None:
+    row = dict.fromkeys(recipe_sweep.CHOOSE_BY + recipe_sweep.ALSO, 0.0)
+    rows = [
+        {**row, "model": "runs/sweep/lr-s0", "val_accuracy": 0.99, "flagged 1": 180},
+        {**row, "model": "runs/sweep/lr-s1", "val_accuracy": 0.98, "flagged 1": 190},
+        {**row, "model": "runs/sweep/a-s2-s0", "val_accuracy": 0.97},
+    ]
+    means = recipe_sweep.means(rows)
+    assert means["lr"]["runs"] == 2
+    assert means["lr"]["val_accuracy"] == pytest.approx(0.985)
+    assert means["lr"]["flagged 1"] == 185
+    assert means["a-s2"] == {"runs": 1, **row, "val_accuracy": 0.97}
