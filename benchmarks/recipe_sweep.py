@@ -3,7 +3,8 @@
 Each variant is the robust recipe with some settings changed. Every (variant, seed) run is a
 process of its own (one CPU thread each), --workers at a time, on --device (a GPU holds many),
 launched seed by seed so that a sweep cut short by --launch-until or --kill-at still gives every
-variant the same seeds. Runs already finished in --runs are kept, not trained again. Then every
+variant the same seeds. Runs already finished in --runs are kept, not trained again, and runs
+stopped part way go on from their last epoch when the sweep is run again. Then every
 finished run is measured by benchmarks/robustness.py (validation, test, UCI digits, photo test
 and photo val, drawn European digits), and the means per variant are printed; choose by the
 validation-side columns (val, UCI, photo val) only.
@@ -96,7 +97,9 @@ def train_one(
 
     if config.strokes and cached.is_file():
         lenet5.synth.stroke_digits = cached_strokes  # read when training_split calls it
-    fit(config, load_splits(progress=False), run_dir, device, echo=lambda s: print(s, flush=True))
+    # resume: a run stopped at --kill-at goes on from its last epoch when the sweep is run again
+    splits = load_splits(progress=False)
+    fit(config, splits, run_dir, device, resume=True, echo=lambda s: print(s, flush=True))
 
 
 def run_all(
@@ -127,11 +130,11 @@ def run_all(
                 sys.executable, __file__, "--worker", json.dumps(variants[name]), str(seed),
                 str(args.runs / f"{name}-s{seed}"), args.device, str(args.runs / "cache"),
             ]  # fmt: skip
-            log = open(args.runs / "logs" / f"{name}-s{seed}.log", "w")  # noqa: SIM115
-            running[(name, seed)] = (
-                subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT),
-                time.time(),
-            )
+            with open(args.runs / "logs" / f"{name}-s{seed}.log", "a") as log:  # the child's copy
+                running[(name, seed)] = (
+                    subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT),
+                    time.time(),
+                )
         if not running and (not jobs or now >= args.launch_until):
             return
         time.sleep(1)
