@@ -4,10 +4,10 @@ Each variant is the robust recipe with some settings changed. Every (variant, se
 process of its own (one CPU thread each), --workers at a time, on --device (a GPU holds many),
 launched seed by seed so that a sweep cut short by --launch-until or --kill-at still gives every
 variant the same seeds. Runs already finished in --runs are kept, not trained again, and runs
-stopped part way go on from their last epoch when the sweep is run again. Then every
-finished run is measured by benchmarks/robustness.py (validation, test, UCI digits, photo test
-and photo val, drawn European digits), and the means per variant are printed; choose by the
-validation-side columns (val, UCI, photo val) only.
+stopped part way go on from their last epoch when the sweep is run again (through `lenet5
+experiments`' own `run_one`). Then every finished run is measured by benchmarks/robustness.py
+(validation, test, UCI digits, photo test and photo val, drawn European digits), and the means
+per variant are printed; choose by the validation-side columns (val, UCI, photo val) only.
 
     LENET5_DATA=../shared/data/mnist python benchmarks/recipe_sweep.py OUT --device cuda \\
         --workers 15 --seeds 6 [--variant ep45:epochs=45 ...]
@@ -85,7 +85,7 @@ def train_one(
     import lenet5.synth
     from lenet5.config import RECIPES, TrainConfig
     from lenet5.data import Split, load_splits
-    from lenet5.train import fit
+    from lenet5.experiments import run_one
 
     torch.set_num_threads(1)
     config = TrainConfig(**{**RECIPES["robust"], **overrides, "seed": seed})
@@ -97,9 +97,10 @@ def train_one(
 
     if config.strokes and cached.is_file():
         lenet5.synth.stroke_digits = cached_strokes  # read when training_split calls it
-    # resume: a run stopped at --kill-at goes on from its last epoch when the sweep is run again
+    # As the study's runs: one stopped at --kill-at resumes from its last epoch when the sweep
+    # is run again, and a run directory holding other settings is refused.
     splits = load_splits(progress=False)
-    fit(config, splits, run_dir, device, resume=True, echo=lambda s: print(s, flush=True))
+    run_one(config, splits, run_dir, torch.device(device), echo=lambda s: print(s, flush=True))
 
 
 def run_all(
@@ -155,7 +156,12 @@ def means(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 def main() -> None:
     if sys.argv[1:2] == ["--worker"]:
         overrides, seed, run_dir, device, cache = sys.argv[2:7]
-        train_one(json.loads(overrides), int(seed), Path(run_dir), device, Path(cache))
+        from lenet5.errors import Lenet5Error
+
+        try:
+            train_one(json.loads(overrides), int(seed), Path(run_dir), device, Path(cache))
+        except Lenet5Error as exc:  # e.g. a variant's settings changed under the same name
+            sys.exit(f"error: {exc} (here: --runs, or another variant name)")
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="folder for rows.json and means.json")
