@@ -336,10 +336,9 @@ def _fit(crop: np.ndarray) -> np.ndarray:
     if total > 0:
         com_r = top + (small.sum(axis=1) @ np.arange(new_h)) / total
         com_c = left + (small.sum(axis=0) @ np.arange(new_w)) / total
-        rows = np.flatnonzero(small.any(axis=1))
-        cols = np.flatnonzero(small.any(axis=0))
-        top += int(min(max(round(CENTRE - com_r), -top - rows[0]), SIZE - 1 - top - rows[-1]))
-        left += int(min(max(round(CENTRE - com_c), -left - cols[0]), SIZE - 1 - left - cols[-1]))
+        rows, cols = _bounding_box(small != 0)
+        top += int(min(max(round(CENTRE - com_r), -top - rows.start), SIZE - top - rows.stop))
+        left += int(min(max(round(CENTRE - com_c), -left - cols.start), SIZE - left - cols.stop))
     canvas = np.zeros((SIZE, SIZE))
     canvas[top : top + new_h, left : left + new_w] = small
     return np.round(canvas * 255).astype(np.uint8)
