@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import peer_protocol
 import pytest
 import recipe_sweep
+import request_cost
 import suite
+
+from lenet5.checkpoint import load_model
+from lenet5.serve import create_app
 
 
 def test_peers_stop_at_the_first_epoch_that_reaches_the_target() -> None:
@@ -74,3 +79,14 @@ def test_recipe_sweep_averages_each_variant_over_its_seeds() -> None:
     assert means["lr"]["val_accuracy"] == pytest.approx(0.985)
     assert means["lr"]["flagged 1"] == 185
     assert means["a-s2"] == {"runs": 1, **row, "val_accuracy": 0.97}
+
+
+def test_request_cost_times_answered_requests_and_refuses_failed_ones() -> None:
+    rows = request_cost.measure(None, [28], "onnx", requests=16, in_flight=8, rounds=2)
+    assert [(r["png_size"], r["round"]) for r in rows] == [(28, 1), (28, 2)]
+    assert all(r["app_ms"] > 0 and r["read_ms"] > 0 for r in rows)
+
+    model, config = load_model(None)
+    app = create_app(model, config, None, engine="onnx")
+    with pytest.raises(RuntimeError, match="422"):
+        asyncio.run(request_cost.app_cost(app, b"not an image", 4, 2))
