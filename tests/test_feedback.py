@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import pytest
 from PIL import Image
 
 from lenet5 import data
-from lenet5.checkpoint import load_model
+from lenet5.checkpoint import load_model, save_checkpoint
 from lenet5.cli import main
 from lenet5.config import TrainConfig
 from lenet5.feedback import (
@@ -220,6 +221,25 @@ def test_finetune_learns_a_style_the_model_lacks(
     model, _ = load_model(run)  # rebuilds from the path alone
     splits = data.load_splits(data_dir=directory)
     assert model(splits.val.images[:1].unsqueeze(1).float() / 255).shape == (1, 10)
+
+
+def test_finetune_of_a_distilled_model_needs_none_of_its_teachers(
+    synthetic_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The bundled model learned from teachers that exist only where it was trained."""
+    directory, base = synthetic_run
+    model, config = load_model(base)
+    distilled = tmp_path / "distilled.pt"
+    gone = [str(tmp_path / "teacher-run-elsewhere")]
+    teachers = dataclasses.replace(config, teachers=gone, distill=1.0)
+    save_checkpoint(distilled, config=teachers, model=model, epoch=2, best_val_accuracy=0.0)
+    with FeedbackStore(tmp_path / "fb.sqlite") as store:
+        for label in range(10):
+            _add(store, label)
+    run = tmp_path / "tuned"
+    args = ["finetune", "--feedback", str(tmp_path / "fb.sqlite"), "--model", str(distilled)]
+    assert main([*args, "--data-dir", str(directory), "--run-dir", str(run), "--epochs", "1"]) == 0
+    assert read_run_config(run).teachers == []
 
 
 def test_finetune_refuses_an_empty_store(

@@ -62,6 +62,7 @@ def finetune(
         fonts=0,
         strokes=0,
         train_subset=0,
+        teachers=[],  # corrections and MNIST only: the base model's teachers need not exist here
     )
     learn, held = correction_splits(config)
     if len(learn) == 0:
