@@ -1,12 +1,19 @@
-"""Make a trained robust run the model shipped inside the package, with its card.
+"""Make a finished run the model shipped inside the package, with its card.
 
-    LENET5_DATA=../shared/data/mnist python scripts/bundle_model.py runs/robust
+The bundled model is the robust recipe distilled from three robust runs (docs/robustness.md):
+
+    for s in 0 1 2; do lenet5 train --recipe robust --seed $s --run-dir runs/robust-s$s; done
+    lenet5 train --recipe robust --seed 0 --epochs 60 --distill 1.0 --temperature 1.0 \
+        --teacher runs/robust-s0 --teacher runs/robust-s1 --teacher runs/robust-s2 \
+        --run-dir runs/bundled
+    LENET5_DATA=../shared/data/mnist python scripts/bundle_model.py runs/bundled
 
 writes src/lenet5/weights/lenet5-robust.pt (the run's final weights and config, no optimizer
 state), lenet5-robust.onnx (the same network for onnxruntime, checked against PyTorch on the
-test split) and lenet5-robust.json (the SHA-256 of both, the command that trains the model, and
-the accuracies measured here on MNIST and scikit-learn's UCI digits). docs/model-card.md
-quotes the figures; tests/test_bundled.py checks them against the weights.
+test split) and lenet5-robust.json (the SHA-256 of both, the commands that train the model and
+its teachers, and the accuracies measured here on MNIST and scikit-learn's UCI digits).
+docs/model-card.md quotes the figures; tests/test_bundled.py checks them against the weights.
+A plain `--recipe robust` run is taken too (the card then has no teachers).
 """
 
 from __future__ import annotations
@@ -28,24 +35,49 @@ from lenet5.files import atomic_write, atomic_write_text
 from lenet5.uci import load_uci_digits
 
 RECIPE = "robust"
+DISTILLATION = ("epochs", "teachers", "distill", "temperature")  # what a distilled run may change
+
+
+def finished_run(run_dir: Path | str, may_change: tuple[str, ...] = ()) -> TrainConfig:
+    """The config of a finished `--recipe robust` run that changed nothing but `may_change`
+    (and the seed); SystemExit otherwise."""
+    state = load_checkpoint(run_dir)
+    config = TrainConfig.from_dict(state["config"])
+    recipe = TrainConfig(**RECIPES[RECIPE], seed=config.seed)
+    changed = [
+        f.name
+        for f in dataclasses.fields(TrainConfig)
+        if getattr(config, f.name) != getattr(recipe, f.name) and f.name not in may_change
+    ]
+    if changed:
+        raise SystemExit(f"{run_dir} is not a --recipe {RECIPE} run: {changed} differ")
+    if state["epoch"] != config.epochs:
+        raise SystemExit(f"{run_dir} has not finished ({state['epoch']}/{config.epochs})")
+    return config
+
+
+def train_command(config: TrainConfig, run_dir: str = "") -> str:
+    """The `lenet5 train` command line of a robust run, plain or distilled."""
+    words = ["lenet5 train", f"--recipe {RECIPE}", f"--seed {config.seed}"]
+    if config.teachers:
+        words += [f"--epochs {config.epochs}", f"--distill {config.distill}"]
+        words += [f"--temperature {config.temperature}"]
+        words += [f"--teacher {teacher}" for teacher in config.teachers]
+    if run_dir:
+        words.append(f"--run-dir {run_dir}")
+    return " ".join(words)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path, help="a finished `lenet5 train --recipe robust` run")
+    parser.add_argument("run_dir", type=Path, help="a finished robust run (distilled or plain)")
     args = parser.parse_args()
+    config = finished_run(args.run_dir, DISTILLATION)
+    # Each teacher must be a plain robust run, so that its command reproduces it.
+    teachers = [
+        {"run": run, "command": train_command(finished_run(run), run)} for run in config.teachers
+    ]
     state = load_checkpoint(args.run_dir)
-    config = TrainConfig.from_dict(state["config"])
-    recipe = TrainConfig(**RECIPES[RECIPE], seed=config.seed)
-    if config != recipe:
-        changed = [
-            f.name
-            for f in dataclasses.fields(TrainConfig)
-            if getattr(config, f.name) != getattr(recipe, f.name)
-        ]
-        raise SystemExit(f"{args.run_dir} is not a plain --recipe {RECIPE} run: {changed} differ")
-    if state["epoch"] != config.epochs:
-        raise SystemExit(f"{args.run_dir} has not finished ({state['epoch']}/{config.epochs})")
     model, _ = load_model(args.run_dir)
     with tempfile.TemporaryDirectory() as tmp:  # weights only, written like any checkpoint
         slim = Path(tmp) / "model.pt"
@@ -67,7 +99,8 @@ def main() -> None:
         "name": BUNDLED.stem,
         "sha256": hashlib.sha256(raw).hexdigest(),
         "onnx_sha256": hashlib.sha256(onnx).hexdigest(),
-        "command": f"lenet5 train --recipe {RECIPE} --seed {config.seed}",
+        "command": train_command(config),
+        "teachers": teachers,
         "recipe": RECIPE,
         "seed": config.seed,
         "epochs": config.epochs,

@@ -58,10 +58,24 @@ def test_card_matches_the_weights_file() -> None:
     assert card["sha256"] == hashlib.sha256(BUNDLED.read_bytes()).hexdigest()
     assert card["onnx_sha256"] == hashlib.sha256(BUNDLED_ONNX.read_bytes()).hexdigest()
     assert BUNDLED.stat().st_size < 400_000  # weights only: no optimizer state
-    assert card["command"] == f"lenet5 train --recipe robust --seed {card['seed']}"
-    assert TrainConfig.from_dict(card["config"]) == TrainConfig(
-        **RECIPES["robust"], seed=card["seed"]
+
+
+def test_card_gives_the_commands_that_train_the_model_and_its_teachers() -> None:
+    """The robust recipe distilled from three plain robust runs (docs/robustness.md)."""
+    card = bundled_card()
+    config = TrainConfig.from_dict(card["config"])
+    teachers = [t["run"] for t in card["teachers"]]
+    distilled = {"epochs": 60, "teachers": teachers, "distill": 1.0, "temperature": 1.0}
+    assert config == TrainConfig(**{**RECIPES["robust"], **distilled}, seed=card["seed"])
+    assert card["command"] == (
+        f"lenet5 train --recipe robust --seed {card['seed']} --epochs 60 --distill 1.0 "
+        "--temperature 1.0 " + " ".join(f"--teacher {run}" for run in teachers)
     )
+    assert [t["command"] for t in card["teachers"]] == [
+        f"lenet5 train --recipe robust --seed {seed} --run-dir runs/robust-s{seed}"
+        for seed in range(3)
+    ]
+    assert card["command"] in MODEL_CARD.read_text()
 
 
 def test_it_is_the_exact_lenet5(bundled: torch.nn.Module) -> None:
@@ -183,7 +197,7 @@ def test_predict_answers_without_importing_torch() -> None:
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines() == [
-        f"{SEVEN}: 7  (7: 0.945  1: 0.011  3: 0.007)",
+        f"{SEVEN}: 7  (7: 0.957  6: 0.006  5: 0.006)",
         "no torch",
     ]
     assert run.stderr == ""
@@ -198,7 +212,7 @@ def test_without_onnxruntime_predict_runs_on_torch_with_a_note(
     )
     assert main(["predict", str(SEVEN)]) == 0
     out, err = capsys.readouterr()
-    assert out == f"{SEVEN}: 7  (7: 0.945  1: 0.011  3: 0.007)\n"
+    assert out == f"{SEVEN}: 7  (7: 0.957  6: 0.006  5: 0.006)\n"
     assert err == (
         "lenet5: onnxruntime is not installed: running on PyTorch "
         "(pip install 'lenet5[onnx]' (onnx, onnxscript, onnxruntime))\n"
@@ -213,7 +227,7 @@ def test_a_damaged_onnx_file_falls_back_or_is_refused(
     onnx.write_bytes(onnx.read_bytes()[:1000])  # cut short
     assert main(["predict", str(SEVEN)]) == 0  # auto: PyTorch, with a note
     out, err = capsys.readouterr()
-    assert out.startswith(f"{SEVEN}: 7  (7: 0.945")
+    assert out.startswith(f"{SEVEN}: 7  (7: 0.957")
     assert "the bundled model is damaged" in err and "running on PyTorch" in err
     assert err.count("\n") == 1
     assert main(["predict", "--engine", "onnx", str(SEVEN)]) == 1
