@@ -59,9 +59,10 @@ def finished_run(run_dir: Path | str, may_change: tuple[str, ...] = ()) -> Train
 def train_command(config: TrainConfig, run_dir: str = "") -> str:
     """The `lenet5 train` command line of a robust run, plain or distilled."""
     words = ["lenet5 train", f"--recipe {RECIPE}", f"--seed {config.seed}"]
+    if config.epochs != RECIPES[RECIPE]["epochs"]:
+        words.append(f"--epochs {config.epochs}")
     if config.teachers:
-        words += [f"--epochs {config.epochs}", f"--distill {config.distill}"]
-        words += [f"--temperature {config.temperature}"]
+        words += [f"--distill {config.distill}", f"--temperature {config.temperature}"]
         words += [f"--teacher {teacher}" for teacher in config.teachers]
     if run_dir:
         words.append(f"--run-dir {run_dir}")
