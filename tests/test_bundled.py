@@ -96,7 +96,7 @@ def test_mnist_test_accuracy_is_the_cards(bundled: torch.nn.Module) -> None:
     splits = data.load_splits(data_dir=REAL_DATA, progress=False)
     accuracy = evaluate(bundled, splits.test)["accuracy"]
     assert accuracy == pytest.approx(bundled_card()["test_accuracy"], abs=1e-9)
-    assert accuracy >= 0.994
+    assert accuracy >= 0.995  # the goal the bundled model was made for
     assert f"{accuracy:.2%}" in MODEL_CARD.read_text()
 
 
