@@ -24,6 +24,7 @@ import hashlib
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from lenet5.bundled import BUNDLED, BUNDLED_CARD, BUNDLED_ONNX
 from lenet5.checkpoint import load_checkpoint, load_model, save_checkpoint
@@ -38,9 +39,11 @@ RECIPE = "robust"
 DISTILLATION = ("epochs", "teachers", "distill", "temperature")  # what a distilled run may change
 
 
-def finished_run(run_dir: Path | str, may_change: tuple[str, ...] = ()) -> TrainConfig:
-    """The config of a finished `--recipe robust` run that changed nothing but `may_change`
-    (and the seed); SystemExit otherwise."""
+def finished_run(
+    run_dir: Path | str, may_change: tuple[str, ...] = ()
+) -> tuple[TrainConfig, dict[str, Any]]:
+    """The config and last checkpoint of a finished `--recipe robust` run that changed nothing
+    but `may_change` (and the seed); SystemExit otherwise."""
     state = load_checkpoint(run_dir)
     config = TrainConfig.from_dict(state["config"])
     recipe = TrainConfig(**RECIPES[RECIPE], seed=config.seed)
@@ -53,7 +56,7 @@ def finished_run(run_dir: Path | str, may_change: tuple[str, ...] = ()) -> Train
         raise SystemExit(f"{run_dir} is not a --recipe {RECIPE} run: {changed} differ")
     if state["epoch"] != config.epochs:
         raise SystemExit(f"{run_dir} has not finished ({state['epoch']}/{config.epochs})")
-    return config
+    return config, state
 
 
 def train_command(config: TrainConfig, run_dir: str = "") -> str:
@@ -73,12 +76,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, help="a finished robust run (distilled or plain)")
     args = parser.parse_args()
-    config = finished_run(args.run_dir, DISTILLATION)
+    config, state = finished_run(args.run_dir, DISTILLATION)
     # Each teacher must be a plain robust run, so that its command reproduces it.
     teachers = [
-        {"run": run, "command": train_command(finished_run(run), run)} for run in config.teachers
+        {"run": run, "command": train_command(finished_run(run)[0], run)} for run in config.teachers
     ]
-    state = load_checkpoint(args.run_dir)
     model, _ = load_model(args.run_dir)
     with tempfile.TemporaryDirectory() as tmp:  # weights only, written like any checkpoint
         slim = Path(tmp) / "model.pt"
