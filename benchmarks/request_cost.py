@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         report = {
             "date": date.today().isoformat(),
             "machine": f"{os.cpu_count()} CPUs, {platform.machine()}",
-            "command": " ".join(["python benchmarks/request_cost.py", *sys.argv[1:]]),
+            "command": " ".join(["python benchmarks/request_cost.py", *(argv or sys.argv[1:])]),
             "engine": args.engine,
             "in_flight": args.in_flight,
             "requests_per_round": args.requests,
