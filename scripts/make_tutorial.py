@@ -8,6 +8,7 @@ tests/test_tutorial.py executes the stored notebook again, top to bottom, in CI.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -296,7 +297,12 @@ def build() -> nbformat.NotebookNode:
 def execute(notebook: nbformat.NotebookNode, timeout: int = 600) -> float:
     """Run every cell in a fresh kernel (raises on the first error); returns the seconds."""
     started = time.perf_counter()
-    NotebookClient(notebook, timeout=timeout, kernel_name="python3").execute(cwd=str(ROOT / "docs"))
+    # The kernel runs in docs/: a relative LENET5_DATA means the caller's directory, not that.
+    env = dict(os.environ)
+    if env.get("LENET5_DATA"):
+        env["LENET5_DATA"] = str(Path(env["LENET5_DATA"]).resolve())
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3")
+    client.execute(cwd=str(ROOT / "docs"), env=env)
     return time.perf_counter() - started
 
 
