@@ -2,7 +2,7 @@
 
 - inference on MNIST's 10,000 test images (batches of 1,000, best of --passes), images/s;
 - one image, preprocessed input in, probabilities out (median of 2,000), microseconds;
-- `lenet5.explain` of one digit (median of 200), milliseconds;
+- `lenet5.inference.explain` of one digit (median of 200), milliseconds;
 - a 280x280 drawing as the page sends it (RGBA PNG) read into the model's input: decoding,
   preprocessing, both (median of 500), milliseconds;
 - with --serve, benchmarks/serve_load.py for each engine and each PNG size (28: MNIST-style,
@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from serve_load import digit_png
 
-from lenet5.data import load_splits
-from lenet5.predict import default_threads, load_inference_model, probabilities
-from lenet5.preprocess import load_image, preprocess
+from lenet5.data.mnist import load_splits
+from lenet5.data.preprocess import load_image, preprocess
+from lenet5.inference.predict import default_threads, load_inference_model, probabilities
 
 HERE = Path(__file__).resolve().parent
 
@@ -94,8 +94,8 @@ def inference(passes: int) -> dict[str, Any]:
 
 
 def explaining() -> dict[str, float]:
-    """`lenet5.explain` on one test digit (activations and 64-step integrated gradients)."""
-    from lenet5.explain import explain
+    """`lenet5.inference.explain` on one test digit (activations, 64-step integrated gradients)."""
+    from lenet5.inference.explain import explain
 
     torch.set_num_threads(1)
     model, _, _ = load_inference_model(None, "torch")

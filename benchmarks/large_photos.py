@@ -29,10 +29,10 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from lenet5.checkpoint import load_model
-from lenet5.data import load_splits
-from lenet5.predict import predict_inputs
-from lenet5.preprocess import load_image, preprocess
+from lenet5.data.mnist import load_splits
+from lenet5.data.preprocess import load_image, preprocess
+from lenet5.inference.checkpoint import load_model
+from lenet5.inference.predict import predict_inputs
 from photos import render_photo
 
 PHOTOS = 100
@@ -45,7 +45,7 @@ MEMORY_CHILD = """
 import sys
 from pathlib import Path
 from PIL import Image
-from lenet5.preprocess import load_image, preprocess
+from lenet5.data.preprocess import load_image, preprocess
 
 def status(key):
     lines = Path("/proc/self/status").read_text().splitlines()

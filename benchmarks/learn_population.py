@@ -2,8 +2,8 @@
 
 The population: digits drawn with strokes in European styles (tests/strokes.py: flagged 1s and
 crossed 7s, --per-style of each, seed 11). 10% of it (per style) become corrections in a
-feedback store; `lenet5.finetune` (the command's defaults) learns from them; the other 90% are
-read before and after, and the MNIST test split after.
+feedback store; `lenet5.training.finetune` (the command's defaults) learns from them; the
+other 90% are read before and after, and the MNIST test split after.
 
     LENET5_DATA=../shared/data/mnist python benchmarks/learn_population.py [--model RUN] ...
 """
@@ -20,13 +20,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from lenet5.checkpoint import load_model
-from lenet5.data import load_splits
-from lenet5.evaluate import evaluate
-from lenet5.feedback import FeedbackStore
-from lenet5.finetune import finetune
-from lenet5.predict import predict_inputs
-from lenet5.preprocess import preprocess
+from lenet5.data.feedback import FeedbackStore
+from lenet5.data.mnist import load_splits
+from lenet5.data.preprocess import preprocess
+from lenet5.inference.checkpoint import load_model
+from lenet5.inference.evaluate import evaluate
+from lenet5.inference.predict import predict_inputs
+from lenet5.training.finetune import finetune
 from strokes import european_digits
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from serve_load import free_port
 
 from lenet5.files import atomic_write
-from lenet5.serve import wait_until_serving
+from lenet5.serving.app import wait_until_serving
 
 HERE = Path(__file__).resolve().parent
 TO_PNG = """() => new Promise((resolve) => document.getElementById("pad").toBlob(

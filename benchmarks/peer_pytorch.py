@@ -16,7 +16,7 @@ from peer_protocol import argument_parser, report, time_inference, train_to_targ
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from lenet5.data import load_splits  # (the same IDX files and split as everyone)
+from lenet5.data.mnist import load_splits  # (the same IDX files and split as everyone)
 
 
 class Net(nn.Module):

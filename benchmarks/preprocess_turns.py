@@ -1,6 +1,6 @@
 """Preprocessing against an earlier version of it, taking turns call by call in one process.
 
-Loads `src/lenet5/preprocess.py` as it was at a git revision beside the working tree's, then
+Loads `src/lenet5/data/preprocess.py` as it was at a git revision beside the working tree's, then
 times `preprocess` on one image with each in turn (a call of one, then a call of the other, so
 that both meet the same machine at the same moment), --rounds times --calls calls. Prints the
 medians, their ratio, the median of decoding the file, and whether the two give the same input.
@@ -22,15 +22,15 @@ from types import ModuleType
 
 import numpy as np
 
-from lenet5 import preprocess as current
+from lenet5.data import preprocess as current
 
 HERE = Path(__file__).resolve().parent
 
 
 def module_at(revision: str, folder: Path) -> ModuleType:
-    """lenet5.preprocess as it was at `revision` (git show), imported under another name."""
+    """lenet5.data.preprocess as it was at `revision` (git show), imported under another name."""
     source = subprocess.run(
-        ["git", "show", f"{revision}:src/lenet5/preprocess.py"],
+        ["git", "show", f"{revision}:src/lenet5/data/preprocess.py"],
         cwd=HERE,
         capture_output=True,
         text=True,

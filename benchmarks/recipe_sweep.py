@@ -63,10 +63,10 @@ def stroke_cache(cache: Path, per_class: int, seed: int) -> Path:
 
 def draw_strokes(args: tuple[int, int, Path]) -> None:
     """Draw one seed's stroke digits once: every variant of that seed trains on the same ones
-    (lenet5.synth is deterministic given the seed), and drawing them takes 35 s of CPU."""
+    (lenet5.data.strokes is deterministic given the seed), and drawing them takes 35 s of CPU."""
     import torch
 
-    from lenet5.synth import stroke_digits
+    from lenet5.data.strokes import stroke_digits
 
     per_class, seed, cache = args
     torch.set_num_threads(1)
@@ -82,10 +82,10 @@ def train_one(
     """The worker: one run of the robust recipe with `overrides`, its strokes from the cache."""
     import torch
 
-    import lenet5.synth
+    import lenet5.data.strokes
     from lenet5.config import RECIPES, TrainConfig
-    from lenet5.data import Split, load_splits
-    from lenet5.experiments import run_one
+    from lenet5.data.mnist import Split, load_splits
+    from lenet5.training.experiments import run_one
 
     torch.set_num_threads(1)
     config = TrainConfig(**{**RECIPES["robust"], **overrides, "seed": seed})
@@ -96,7 +96,7 @@ def train_one(
         return Split(state["images"], state["labels"])
 
     if config.strokes and cached.is_file():
-        lenet5.synth.stroke_digits = cached_strokes  # read when training_split calls it
+        lenet5.data.strokes.stroke_digits = cached_strokes  # read when training_split calls it
     # As the study's runs: one stopped at --kill-at resumes from its last epoch when the sweep
     # is run again, and a run directory holding other settings is refused.
     splits = load_splits(progress=False)

@@ -26,9 +26,9 @@ from typing import Any
 import torch
 from serve_load import digit_png
 
-from lenet5.checkpoint import load_model
-from lenet5.serve import create_app
-from lenet5.uploads import read_digit
+from lenet5.inference.checkpoint import load_model
+from lenet5.serving.app import create_app
+from lenet5.serving.uploads import read_digit
 
 
 def _scope(body: bytes) -> dict[str, Any]:

@@ -22,12 +22,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from lenet5.checkpoint import load_model
-from lenet5.data import Split, load_splits
-from lenet5.evaluate import evaluate
-from lenet5.predict import predict, predict_inputs
-from lenet5.preprocess import load_image, preprocess
-from lenet5.uci import load_uci_digits
+from lenet5.data.mnist import Split, load_splits
+from lenet5.data.preprocess import load_image, preprocess
+from lenet5.data.uci import load_uci_digits
+from lenet5.inference.checkpoint import load_model
+from lenet5.inference.evaluate import evaluate
+from lenet5.inference.predict import predict, predict_inputs
 from photos import render_photo
 from strokes import STYLES, european_digits
 

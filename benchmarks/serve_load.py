@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from lenet5.serve import wait_until_serving
+from lenet5.serving.app import wait_until_serving
 
 PAGE_DRAWING = Path(__file__).resolve().parent / "page-drawing.png"
 

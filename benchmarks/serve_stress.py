@@ -39,7 +39,7 @@ from large_photos import phone_photo
 from serve_load import digit_png, free_port, rss_mb
 
 from lenet5.config import ServeLimits
-from lenet5.serve import wait_until_serving
+from lenet5.serving.app import wait_until_serving
 from photos import render_photo
 
 HALF_REQUEST = b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"

@@ -160,10 +160,10 @@ def measure_inference(checkpoint: str, data_dir: str) -> dict[str, Any]:
     import torch
     from PIL import Image
 
-    from lenet5.checkpoint import load_model
-    from lenet5.data import load_splits
-    from lenet5.predict import predict, predict_image
-    from lenet5.preprocess import load_image
+    from lenet5.data.mnist import load_splits
+    from lenet5.data.preprocess import load_image
+    from lenet5.inference.checkpoint import load_model
+    from lenet5.inference.predict import predict, predict_image
 
     model, _ = load_model(checkpoint)
     images = load_splits("mnist", data_dir, download_missing=False, progress=False).test.images
@@ -193,8 +193,8 @@ def measure_inference(checkpoint: str, data_dir: str) -> dict[str, Any]:
     )
     model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     try:
-        from lenet5.export import export_onnx
-        from lenet5.predict import OnnxModel
+        from lenet5.inference.export import export_onnx
+        from lenet5.inference.predict import OnnxModel
 
         with tempfile.TemporaryDirectory() as tmp:
             export_onnx(model, Path(tmp) / "m.onnx")
@@ -220,8 +220,8 @@ def profile_training(data_dir: str, steps: int = 40) -> list[dict[str, Any]]:
     from torch.profiler import ProfilerActivity, profile
 
     from lenet5.config import TrainConfig
-    from lenet5.data import load_splits
-    from lenet5.train import epoch_generator, init_model, make_optimizer, train_one_epoch
+    from lenet5.data.mnist import load_splits
+    from lenet5.training.loop import epoch_generator, init_model, make_optimizer, train_one_epoch
 
     config = TrainConfig()
     train = load_splits("mnist", data_dir, download_missing=False, progress=False).train
@@ -368,7 +368,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"lenet5 inference (trained fast-recipe model, batches of {inference['batch']}, best of 3 "
         f"passes over the test split): {inference['images_per_s']:,.0f} images/s through "
-        f"`lenet5.predict.predict`, {inference['images_per_s_channels_last']:,.0f} with "
+        f"`lenet5.inference.predict.predict`, {inference['images_per_s_channels_last']:,.0f} with "
         "channels-last weights, "
         + fmt(inference["images_per_s_onnxruntime"], ",.0f")
         + " through onnxruntime (the exported model). One image, PNG bytes in, digit out "

@@ -26,14 +26,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from lenet5.bundled import BUNDLED, BUNDLED_CARD, BUNDLED_ONNX
-from lenet5.checkpoint import load_checkpoint, load_model, save_checkpoint
 from lenet5.config import RECIPES, TrainConfig
-from lenet5.data import load_splits
-from lenet5.evaluate import evaluate
-from lenet5.export import compare_with_onnx, export_onnx
+from lenet5.data.mnist import load_splits
+from lenet5.data.uci import load_uci_digits
 from lenet5.files import atomic_write, atomic_write_text
-from lenet5.uci import load_uci_digits
+from lenet5.inference.bundled import BUNDLED, BUNDLED_CARD, BUNDLED_ONNX
+from lenet5.inference.checkpoint import load_checkpoint, load_model, save_checkpoint
+from lenet5.inference.evaluate import evaluate
+from lenet5.inference.export import compare_with_onnx, export_onnx
 
 RECIPE = "robust"
 DISTILLATION = ("epochs", "teachers", "distill", "temperature")  # what a distilled run may change

@@ -175,8 +175,8 @@ here (99.16% against 99.08%), where the tutorial saw it slightly behind.
 
 ## 6. Inside the trained network
 
-`lenet5.explain` returns what each layer computes for one image (after ReLU) and a saliency
-map: integrated gradients of the answer's score from a black image (the same numbers as
+`lenet5.inference.explain` returns what each layer computes for one image (after ReLU) and a
+saliency map: integrated gradients of the answer's score from a black image (the same numbers as
 Captum's). Red pixels raised the score, blue ones lowered it.""",
     ),
     (
@@ -233,8 +233,8 @@ it to 20 pixels and centre it by mass in 28x28.""",
     ),
     (
         "code",
-        """from lenet5.predict import predict_image
-from lenet5.preprocess import load_image, preprocess
+        """from lenet5.inference.predict import predict_image
+from lenet5.data.preprocess import load_image, preprocess
 
 photo = load_image("examples/seven.jpg")  # the notebook runs in docs/
 seen = preprocess(photo)
@@ -257,8 +257,8 @@ check that it gives the same digits.""",
     ),
     (
         "code",
-        """from lenet5.export import export_onnx
-from lenet5.predict import OnnxModel, probabilities as read
+        """from lenet5.inference.export import export_onnx
+from lenet5.inference.predict import OnnxModel, probabilities as read
 
 export_onnx(model, runs / "lenet5.onnx")
 onnx_model = OnnxModel(runs / "lenet5.onnx")

@@ -7,7 +7,7 @@ PY=${PYTHON:-.venv/bin/python}
 cd "$(dirname "$0")/.." && $PY -c "
 import sys; sys.path.insert(0, 'tests')
 from conftest import write_dataset
-from lenet5 import data
+from lenet5.data import mnist as data
 write_dataset(__import__('pathlib').Path('$W/data'), n_train=data.VALIDATION_SIZE + 4000, n_test=500)"
 export PYTHONPATH=$SRC OMP_NUM_THREADS=1
 $PY -m lenet5 train --data-dir $W/data --run-dir $W/run --epochs 1 --no-progress > /dev/null

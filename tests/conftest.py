@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lenet5 import data
+from lenet5.data import mnist as data
 
 REAL_DATA = os.environ.get("LENET5_DATA")
 
@@ -71,7 +71,7 @@ requires_real_data = pytest.mark.skipif(
 def synthetic_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(data folder, run directory) of LeNet-5 trained 2 epochs on the synthetic digits."""
     from lenet5.config import TrainConfig
-    from lenet5.train import fit
+    from lenet5.training.loop import fit
 
     root = tmp_path_factory.mktemp("synthetic")
     directory = write_dataset(root / "data", n_train=data.VALIDATION_SIZE + 512, n_test=300)
@@ -85,7 +85,7 @@ def mnist_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A LeNet-5 run trained 2 epochs on the real MNIST (about 98% test accuracy), or the run
     directory named by $LENET5_TRAINED_RUN."""
     from lenet5.config import TrainConfig
-    from lenet5.train import fit
+    from lenet5.training.loop import fit
 
     if os.environ.get("LENET5_TRAINED_RUN"):
         return Path(os.environ["LENET5_TRAINED_RUN"])

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from lenet5.augment import Distortion, change_stroke, elastic_field, random_low_resolution
 from lenet5.config import RECIPES, TrainConfig
+from lenet5.data.augment import Distortion, change_stroke, elastic_field, random_low_resolution
 
 
 def _bar(width: int = 2) -> torch.Tensor:

@@ -12,8 +12,8 @@ import recipe_sweep
 import request_cost
 import suite
 
-from lenet5.checkpoint import load_model
-from lenet5.serve import create_app
+from lenet5.inference.checkpoint import load_model
+from lenet5.serving.app import create_app
 
 
 def test_peers_stop_at_the_first_epoch_that_reaches_the_target() -> None:

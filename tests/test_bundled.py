@@ -17,16 +17,18 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from lenet5 import bundled as bundled_files
-from lenet5 import checkpoint, data
-from lenet5.bundled import BUNDLED, BUNDLED_CARD, BUNDLED_ONNX, bundled_card
-from lenet5.checkpoint import CheckpointError, load_model, save_checkpoint
 from lenet5.cli import main
 from lenet5.config import RECIPES, TrainConfig
-from lenet5.evaluate import evaluate
-from lenet5.export import ATOL, RTOL
-from lenet5.models import build_model, count_parameters
-from lenet5.predict import (
+from lenet5.data import mnist as data
+from lenet5.data.preprocess import load_image, preprocess
+from lenet5.data.uci import load_uci_digits
+from lenet5.inference import bundled as bundled_files
+from lenet5.inference import checkpoint
+from lenet5.inference.bundled import BUNDLED, BUNDLED_CARD, BUNDLED_ONNX, bundled_card
+from lenet5.inference.checkpoint import CheckpointError, load_model, save_checkpoint
+from lenet5.inference.evaluate import evaluate
+from lenet5.inference.export import ATOL, RTOL
+from lenet5.inference.predict import (
     OnnxModel,
     load_inference_model,
     predict,
@@ -34,9 +36,8 @@ from lenet5.predict import (
     predict_inputs,
     probabilities,
 )
-from lenet5.preprocess import load_image, preprocess
-from lenet5.serve import create_app
-from lenet5.uci import load_uci_digits
+from lenet5.models import build_model, count_parameters
+from lenet5.serving.app import create_app
 from photos import render_photo
 from strokes import STYLES, european_digits
 
@@ -206,9 +207,9 @@ def test_predict_answers_without_importing_torch() -> None:
 def test_without_onnxruntime_predict_runs_on_torch_with_a_note(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # lenet5.predict, the attribute, is the function: the module is in sys.modules
+    # lenet5.inference.predict, the attribute, is the function: the module is in sys.modules
     monkeypatch.setattr(
-        importlib.import_module("lenet5.predict"), "onnxruntime_missing", lambda: True
+        importlib.import_module("lenet5.inference.predict"), "onnxruntime_missing", lambda: True
     )
     assert main(["predict", str(SEVEN)]) == 0
     out, err = capsys.readouterr()

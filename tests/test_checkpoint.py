@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from lenet5.checkpoint import (
+from lenet5.config import TrainConfig
+from lenet5.errors import WriteError
+from lenet5.inference.checkpoint import (
     LAST,
     CheckpointError,
     load_checkpoint,
     load_model,
     save_checkpoint,
 )
-from lenet5.config import TrainConfig
-from lenet5.errors import WriteError
 from lenet5.models import build_model
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lenet5 import data
 from lenet5.cli import main
+from lenet5.data import mnist as data
 
 from conftest import write_idx
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from lenet5 import data
-from lenet5.data import DataError
+from lenet5.data import mnist as data
+from lenet5.data.mnist import DataError
 
 from conftest import REAL_DATA, requires_real_data, write_dataset, write_idx
 

@@ -8,13 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lenet5 import data
-from lenet5.checkpoint import load_model
 from lenet5.cli import main
 from lenet5.config import TrainConfig
-from lenet5.distill import Teachers
+from lenet5.data import mnist as data
+from lenet5.inference.checkpoint import load_model
 from lenet5.models import build_model
-from lenet5.train import TrainingError, fit, train_one_epoch
+from lenet5.training.distill import Teachers
+from lenet5.training.loop import TrainingError, fit, train_one_epoch
 
 
 class Shifted(nn.Module):

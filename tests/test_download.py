@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lenet5 import data
-from lenet5.data import DataError
+from lenet5.data import mnist as data
+from lenet5.data.mnist import DataError
 
 from conftest import write_dataset
 

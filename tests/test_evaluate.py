@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from lenet5 import data
-from lenet5.checkpoint import load_model
 from lenet5.cli import main
-from lenet5.evaluate import evaluate, per_class_metrics
+from lenet5.data import mnist as data
+from lenet5.inference.checkpoint import load_model
+from lenet5.inference.evaluate import evaluate, per_class_metrics
 
 
 def test_per_class_metrics_known_answer() -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from lenet5 import data
 from lenet5.cli import main
-from lenet5.experiments import EXPERIMENTS
-from lenet5.train import read_metrics
+from lenet5.data import mnist as data
+from lenet5.training.experiments import EXPERIMENTS
+from lenet5.training.loop import read_metrics
 
 from conftest import write_dataset
 

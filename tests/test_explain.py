@@ -11,14 +11,14 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from lenet5.checkpoint import load_model, save_checkpoint
 from lenet5.cli import main
 from lenet5.config import TrainConfig
-from lenet5.data import to_float
-from lenet5.explain import IG_STEPS, LAYERS, explain, integrated_gradients
+from lenet5.data.mnist import to_float
+from lenet5.data.preprocess import load_image, preprocess
+from lenet5.inference.checkpoint import load_model, save_checkpoint
+from lenet5.inference.explain import IG_STEPS, LAYERS, explain, integrated_gradients
 from lenet5.models import build_model
-from lenet5.preprocess import load_image, preprocess
-from lenet5.serve import create_app
+from lenet5.serving.app import create_app
 
 
 @pytest.fixture(scope="module")

@@ -17,19 +17,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lenet5 import data
-from lenet5.checkpoint import load_model, save_checkpoint
 from lenet5.cli import main
 from lenet5.config import TrainConfig
-from lenet5.feedback import (
+from lenet5.data import mnist as data
+from lenet5.data.feedback import (
     FeedbackError,
     FeedbackStore,
     StoreFull,
     correction_splits,
 )
-from lenet5.finetune import FINETUNE_FILE
-from lenet5.preprocess import load_image, preprocess
-from lenet5.train import read_run_config
+from lenet5.data.preprocess import load_image, preprocess
+from lenet5.inference.checkpoint import load_model, save_checkpoint
+from lenet5.training.finetune import FINETUNE_FILE
+from lenet5.training.loop import read_run_config
 
 from conftest import synthetic_digits
 
@@ -110,7 +110,7 @@ _WRITER = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from lenet5.feedback import FeedbackStore
+    from lenet5.data.feedback import FeedbackStore
     store = FeedbackStore(sys.argv[1])
     pixels = np.full((28, 28), 9, np.uint8)
     while True:

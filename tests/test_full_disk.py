@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lenet5.checkpoint import LAST, load_checkpoint
 from lenet5.cli import main
-from lenet5.feedback import FeedbackStore, StoreFull
+from lenet5.data.feedback import FeedbackStore, StoreFull
+from lenet5.inference.checkpoint import LAST, load_checkpoint
 
 
 @pytest.fixture

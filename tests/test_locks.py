@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from lenet5.cli import main
-from lenet5.locks import DirectoryBusy, hold
+from lenet5.training.locks import DirectoryBusy, hold
 
 HOLDER = """
 import sys, time
 from pathlib import Path
-from lenet5.locks import hold
+from lenet5.training.locks import hold
 with hold(Path(sys.argv[1])):
     print("held", flush=True)
     time.sleep(120)

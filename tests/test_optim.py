@@ -1,4 +1,4 @@
-"""lenet5.optim against torch.optim (the reference): the same weights, bit for bit, step by step."""
+"""lenet5.training.optim against torch.optim (the reference): the same weights, bit for bit."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from lenet5.models import build_model
-from lenet5.optim import Cosine, OneCycle, Optimizer
+from lenet5.training.optim import Cosine, OneCycle, Optimizer
 
 TORCH_KINDS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 STEPS = 24
@@ -115,11 +115,11 @@ def test_bad_names_and_steps_past_the_schedule_are_refused() -> None:
 
 
 def test_training_does_not_import_the_compiler() -> None:
-    """The point of lenet5.optim: torch.optim's optimizers import torch._dynamo (seconds)."""
+    """Why lenet5.training.optim exists: torch.optim's optimizers import torch._dynamo (seconds)."""
     code = (
         "import sys, torch\n"
         "from lenet5.models import build_model\n"
-        "from lenet5.optim import OneCycle, Optimizer\n"
+        "from lenet5.training.optim import OneCycle, Optimizer\n"
         "m = build_model('lenet5')\n"
         "o = Optimizer('adamw', m.parameters(), 0.01)\n"
         "s = OneCycle(o, 0.01, 10)\n"

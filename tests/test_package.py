@@ -10,10 +10,10 @@ import lenet5
 
 
 def test_the_api_functions_stay_functions_once_their_submodules_are_imported() -> None:
-    import lenet5.evaluate
-    import lenet5.explain
-    import lenet5.predict
-    import lenet5.train
+    import lenet5.inference.evaluate
+    import lenet5.inference.explain
+    import lenet5.inference.predict
+    import lenet5.training.loop
 
     model = lenet5.build_model("lenet5")
     x = torch.zeros(3, 1, 28, 28)

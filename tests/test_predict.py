@@ -11,11 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from lenet5 import data
-from lenet5.checkpoint import load_model
 from lenet5.cli import main
-from lenet5.predict import predict, predict_digits, predict_image
-from lenet5.preprocess import load_image, preprocess
+from lenet5.data import mnist as data
+from lenet5.data.preprocess import load_image, preprocess
+from lenet5.inference.checkpoint import load_model
+from lenet5.inference.predict import predict, predict_digits, predict_image
 from photos import naive_input, render_photo
 from test_preprocess import _png, _png_header_claiming
 

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from lenet5 import preprocess as preprocess_module
-from lenet5.preprocess import (
+from lenet5.data import preprocess as preprocess_module
+from lenet5.data.preprocess import (
     WORK_SIDE,
     ImageError,
     _background_plane,

@@ -22,11 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from PIL import Image
 from schemathesis.checks import positive_data_acceptance
 
-from lenet5 import serve as serve_module
-from lenet5.checkpoint import load_model
-from lenet5.predict import Prediction, predict_inputs
-from lenet5.serve import Batcher, create_app, wait_until_serving
-from lenet5.uploads import MAX_BODY_BYTES
+from lenet5.inference.checkpoint import load_model
+from lenet5.inference.predict import Prediction, predict_inputs
+from lenet5.serving import app as serve_module
+from lenet5.serving.app import Batcher, create_app, wait_until_serving
+from lenet5.serving.uploads import MAX_BODY_BYTES
 from test_preprocess import _png, _png_header_claiming
 
 from conftest import requires_real_data

@@ -11,11 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from lenet5.checkpoint import load_model
-from lenet5.feedback import FeedbackStore
-from lenet5.predict import predict_image
-from lenet5.serve import create_app
-from lenet5.uploads import MAX_BODY_BYTES
+from lenet5.data.feedback import FeedbackStore
+from lenet5.inference.checkpoint import load_model
+from lenet5.inference.predict import predict_image
+from lenet5.serving.app import create_app
+from lenet5.serving.uploads import MAX_BODY_BYTES
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -144,7 +144,7 @@ def test_kill_9_of_the_server_loses_no_acknowledged_correction(
     import threading
     import urllib.request
 
-    from lenet5.serve import wait_until_serving
+    from lenet5.serving.app import wait_until_serving
     from test_serve import _free_port
 
     port = _free_port()

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from lenet5.serve import wait_until_serving
+from lenet5.serving.app import wait_until_serving
 
 READ_TIMEOUT = 1.0
 MAX_CONNECTIONS = 20

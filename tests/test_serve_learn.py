@@ -11,9 +11,9 @@ import numpy as np
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from lenet5.checkpoint import load_model
-from lenet5.feedback import FeedbackStore
-from lenet5.serve import create_app, learning_policy
+from lenet5.data.feedback import FeedbackStore
+from lenet5.inference.checkpoint import load_model
+from lenet5.serving.app import create_app, learning_policy
 
 from conftest import synthetic_digits
 
@@ -152,7 +152,7 @@ def test_a_failed_fine_tuning_keeps_the_old_model(
 
 
 def test_progress_is_read_from_the_childs_progress_bar() -> None:
-    from lenet5.serve_learn import _STEP
+    from lenet5.serving.learn import _STEP
 
     line = b"\repoch 1/1:  45%|####5     | 194/430 [00:02<00:03, 75.1batch/s, loss 0.0213]"
     assert _STEP.findall(line) == [(b"194", b"430")]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lenet5.preprocess import CENTRE
-from lenet5.synth import SKELETONS, smooth, stroke_digits
+from lenet5.data.preprocess import CENTRE
+from lenet5.data.strokes import SKELETONS, smooth, stroke_digits
 
 
 def test_smooth_passes_through_every_point() -> None:

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lenet5 import data
-from lenet5 import train as train_module
-from lenet5.checkpoint import LAST, load_checkpoint
 from lenet5.config import RECIPES, TrainConfig
-from lenet5.train import TrainingError, fit, read_metrics
+from lenet5.data import mnist as data
+from lenet5.inference.checkpoint import LAST, load_checkpoint
+from lenet5.training import loop as train_module
+from lenet5.training.loop import TrainingError, fit, read_metrics
 
 from conftest import write_dataset
 
@@ -214,7 +214,7 @@ def test_tensorboard_reader_finds_the_scalars(tiny_data: Path, tmp_path: Path) -
 def test_ctrl_c_waits_until_the_epoch_is_on_disk() -> None:
     """A SIGINT inside the block is held until it ends, then raised as KeyboardInterrupt; an
     ignored SIGINT (nohup) stays ignored."""
-    from lenet5.train import interrupts_deferred
+    from lenet5.training.loop import interrupts_deferred
 
     finished = []
     # As Python starts a process; the full test run may have left SIGINT ignored.

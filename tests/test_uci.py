@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from lenet5 import uci
 from lenet5.cli import main
-from lenet5.data import DataError
-from lenet5.fonts import FONT_FILES, font_digits
-from lenet5.preprocess import CENTRE, preprocess
-from lenet5.uci import load_uci_digits, render
+from lenet5.data import uci
+from lenet5.data.fonts import FONT_FILES, font_digits
+from lenet5.data.mnist import DataError
+from lenet5.data.preprocess import CENTRE, preprocess
+from lenet5.data.uci import load_uci_digits, render
 
 
 def _centre_of_mass(image: np.ndarray) -> tuple[float, float]:

@@ -35,7 +35,7 @@ from lenet5.errors import Lenet5Error
 if TYPE_CHECKING:
     import torch
 
-    from lenet5.predict import Model, Prediction
+    from lenet5.inference.predict import Model, Prediction
 
 DEFAULTS = TrainConfig()
 LIMITS = ServeLimits()
@@ -561,7 +561,12 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
 def _train(args: argparse.Namespace) -> int:
     import torch.distributed as dist
 
-    from lenet5.train import init_distributed, rank_and_world, read_run_config, resolve_device
+    from lenet5.training.loop import (
+        init_distributed,
+        rank_and_world,
+        read_run_config,
+        resolve_device,
+    )
 
     if args.resume is not None:
         if args.run_dir is not None:
@@ -610,8 +615,8 @@ def _train_rank(
 ) -> int:
     import torch.distributed as dist
 
-    from lenet5.data import load_splits
-    from lenet5.train import fit, next_run_dir, prepare_new_run_dir
+    from lenet5.data.mnist import load_splits
+    from lenet5.training.loop import fit, next_run_dir, prepare_new_run_dir
 
     splits = load_splits(config.dataset, args.data_dir, progress=sys.stderr.isatty() and rank == 0)
     run_dir = args.resume
@@ -655,7 +660,7 @@ def _summary(args: argparse.Namespace) -> int:
 def _inference_model(args: argparse.Namespace, threads: int = 1) -> tuple[Model, TrainConfig]:
     """The model `predict` and `evaluate` run, on the engine and device asked for, and its
     config; a note on stderr when onnxruntime was wanted but PyTorch runs."""
-    from lenet5.predict import OnnxModel, load_inference_model
+    from lenet5.inference.predict import OnnxModel, load_inference_model
 
     engine = args.engine
     if args.device == "cuda":
@@ -668,7 +673,7 @@ def _inference_model(args: argparse.Namespace, threads: int = 1) -> tuple[Model,
     if note:
         print(f"lenet5: {note}", file=sys.stderr)
     if not isinstance(model, OnnxModel):
-        from lenet5.train import resolve_device
+        from lenet5.training.loop import resolve_device
 
         model = model.to(resolve_device(args.device))
     return model, config
@@ -677,12 +682,12 @@ def _inference_model(args: argparse.Namespace, threads: int = 1) -> tuple[Model,
 def _evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from lenet5.checkpoint import resolve_checkpoint
-    from lenet5.data import load_splits
-    from lenet5.evaluate import describe_split, evaluate, format_report, per_class_metrics
+    from lenet5.data.mnist import load_splits
+    from lenet5.data.uci import load_uci_digits
+    from lenet5.inference.checkpoint import resolve_checkpoint
+    from lenet5.inference.evaluate import describe_split, evaluate, format_report, per_class_metrics
+    from lenet5.inference.predict import OnnxModel, default_threads, probabilities
     from lenet5.plots import plot_confident_errors, plot_confusion_matrix
-    from lenet5.predict import OnnxModel, default_threads, probabilities
-    from lenet5.uci import load_uci_digits
 
     model, config = _inference_model(args, threads=default_threads())
     device = "cpu" if isinstance(model, OnnxModel) else next(model.parameters()).device
@@ -733,7 +738,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _image_sources(items: list[str]) -> list[str]:
     """Expand folders into the image files they hold; "-" stands for standard input."""
-    from lenet5.preprocess import EXTENSIONS
+    from lenet5.data.preprocess import EXTENSIONS
 
     sources: list[str] = []
     for item in items:
@@ -747,14 +752,14 @@ def _image_sources(items: list[str]) -> list[str]:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from lenet5.predict import predict_digits, predict_image
-    from lenet5.preprocess import ImageError, load_image
+    from lenet5.data.preprocess import ImageError, load_image
+    from lenet5.inference.predict import predict_digits, predict_image
 
     model, _ = _inference_model(args)
     explained = None  # --explain reads the layers of a PyTorch model, whatever the engine
     if args.explain is not None:
-        from lenet5.checkpoint import load_model
-        from lenet5.predict import OnnxModel
+        from lenet5.inference.checkpoint import load_model
+        from lenet5.inference.predict import OnnxModel
 
         explained = load_model(args.checkpoint)[0] if isinstance(model, OnnxModel) else model
     failures = 0
@@ -818,7 +823,7 @@ def _save_pictures(
                 args.save_preprocessed / name, lambda f, im=picture: im.save(f, format="PNG")
             )
         if explained is not None:
-            from lenet5.explain import explain
+            from lenet5.inference.explain import explain
             from lenet5.plots import plot_explanation
 
             inside = explain(explained, pred.image, pred.digit)
@@ -830,9 +835,9 @@ def _save_pictures(
 
 
 def _export(args: argparse.Namespace) -> int:
-    from lenet5.checkpoint import load_model
-    from lenet5.data import load_splits
-    from lenet5.export import ATOL, RTOL, compare_with_onnx, export_onnx
+    from lenet5.data.mnist import load_splits
+    from lenet5.inference.checkpoint import load_model
+    from lenet5.inference.export import ATOL, RTOL, compare_with_onnx, export_onnx
 
     model, config = load_model(args.checkpoint)
     export_onnx(model, args.output)
@@ -841,7 +846,7 @@ def _export(args: argparse.Namespace) -> int:
         f"output 'logits' (N, 10))"
     )
     if args.verify:
-        from lenet5.data import load_splits
+        from lenet5.data.mnist import load_splits
 
         splits = load_splits(
             args.dataset or config.dataset, args.data_dir, progress=sys.stderr.isatty()
@@ -860,10 +865,10 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _experiments(args: argparse.Namespace) -> int:
-    from lenet5.data import load_splits
-    from lenet5.experiments import results_table, run_experiments
-    from lenet5.locks import hold
-    from lenet5.train import resolve_device
+    from lenet5.data.mnist import load_splits
+    from lenet5.training.experiments import results_table, run_experiments
+    from lenet5.training.locks import hold
+    from lenet5.training.loop import resolve_device
 
     dataset = args.dataset or DEFAULTS.dataset
     device = resolve_device(args.device)
@@ -889,7 +894,7 @@ def _experiments(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     try:
-        from lenet5.serve import serve
+        from lenet5.serving.app import serve
     except ImportError as exc:
         raise Lenet5Error(
             f"serving needs extra packages ({exc.name}): pip install 'lenet5[serve]'"
@@ -910,9 +915,9 @@ def _serve(args: argparse.Namespace) -> int:
 def _finetune(args: argparse.Namespace) -> int:
     import torch
 
-    from lenet5.data import load_splits
-    from lenet5.finetune import finetune, format_result
-    from lenet5.train import next_numbered_dir, prepare_new_run_dir, resolve_device
+    from lenet5.data.mnist import load_splits
+    from lenet5.training.finetune import finetune, format_result
+    from lenet5.training.loop import next_numbered_dir, prepare_new_run_dir, resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -938,7 +943,7 @@ def _finetune(args: argparse.Namespace) -> int:
 def _feedback(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from lenet5.feedback import open_existing
+    from lenet5.data.feedback import open_existing
     from lenet5.files import atomic_write
 
     with open_existing(args.file) as store:

@@ -9,18 +9,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lenet5.augment import Distortion
+    from lenet5.data.augment import Distortion
 
 # The names a setting accepts; the modules that implement them use these (lenet5.models keeps
-# its own, since it imports only torch; a test checks that they agree, and those of lenet5.data).
+# its own, since it imports only torch; a test checks that they agree, and those of
+# lenet5.data.mnist).
 MODEL_NAMES = ("lenet5", "softmax")
 INIT_NAMES = ("tutorial", "pytorch")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "onecycle", "cosine")
 DATASET_NAMES = ("mnist", "fashion-mnist")
-ENGINES = ("auto", "onnx", "torch")  # what runs a trained model (lenet5.predict)
-UCI_DIGITS = "uci-digits"  # scikit-learn's UCI digits: a set to evaluate on (lenet5.uci)
-BUNDLED_NAME = "lenet5-robust"  # the model shipped inside the package (lenet5.checkpoint)
+ENGINES = ("auto", "onnx", "torch")  # what runs a trained model (lenet5.inference.predict)
+UCI_DIGITS = "uci-digits"  # scikit-learn's UCI digits: a set to evaluate on (lenet5.data.uci)
+BUNDLED_NAME = "lenet5-robust"  # the model shipped inside the package (lenet5.inference.checkpoint)
 ELASTIC_SIGMA = 4.0  # pixels: smoothness of the elastic displacement field (Simard et al.)
 
 
@@ -64,7 +65,7 @@ class TrainConfig:
     @property
     def distortion(self) -> Distortion:
         """The random distortion applied to each training batch (falsy: none)."""
-        from lenet5.augment import Distortion
+        from lenet5.data.augment import Distortion
 
         return Distortion(
             self.augment, self.shear, self.aspect, self.elastic, self.stroke, self.blur
@@ -118,7 +119,7 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class ServeLimits:
-    """What one client may hold of `lenet5 serve` (lenet5.serve_http)."""
+    """What one client may hold of `lenet5 serve` (lenet5.serving.connections)."""
 
     read_timeout: float = 30.0  # seconds without a byte of a request's headers or body: 408
     max_connections: int = 4096  # open connections; more are answered 503 and closed

@@ -3,7 +3,7 @@
 The 1,797 "Optical Recognition of Handwritten Digits" images (43 writers, none of them MNIST's)
 come as 8x8 counts 0-16 of the ink pixels of a 32x32 bitmap. Each is drawn as dark ink on light
 paper at a realistic size (64x64 px, smoothly upsampled, on a margin of paper) and then goes
-through `lenet5.preprocess.preprocess`, exactly as a photo given to `lenet5 predict` does.
+through `lenet5.data.preprocess.preprocess`, exactly as a photo given to `lenet5 predict` does.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lenet5.data import DataError, Split
-from lenet5.preprocess import preprocess
+from lenet5.data.mnist import DataError, Split
+from lenet5.data.preprocess import preprocess
 
 CELL = 8  # pixels per 8x8 cell when drawn: a 64x64 digit
 MARGIN = 16  # pixels of paper around it

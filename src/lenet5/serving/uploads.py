@@ -19,7 +19,7 @@ from PIL import Image
 from pydantic import BaseModel, Field, ValidationError
 from starlette.requests import ClientDisconnect
 
-from lenet5.preprocess import SIZE, ImageError, load_image, preprocess
+from lenet5.data.preprocess import SIZE, ImageError, load_image, preprocess
 
 MAX_BODY_BYTES = 5 * 2**20  # larger requests get 413
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp", "image/tiff")

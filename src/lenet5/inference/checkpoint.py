@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from lenet5.bundled import BUNDLED, BundledError, read_bundled
 from lenet5.config import TrainConfig
 from lenet5.errors import Lenet5Error
 from lenet5.files import atomic_write
+from lenet5.inference.bundled import BUNDLED, BundledError, read_bundled
 from lenet5.models import build_model
 
 if TYPE_CHECKING:
-    from lenet5.optim import Optimizer, Schedule
+    from lenet5.training.optim import Optimizer, Schedule
 
 FORMAT = "lenet5-checkpoint"
 VERSION = 1

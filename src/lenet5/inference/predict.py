@@ -17,8 +17,8 @@ import numpy as np
 from PIL import Image
 
 from lenet5.config import TrainConfig
+from lenet5.data.preprocess import preprocess, split_digits
 from lenet5.errors import Lenet5Error
-from lenet5.preprocess import preprocess, split_digits
 
 if TYPE_CHECKING:
     import torch
@@ -69,7 +69,7 @@ def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Class probabilities (N, 10) for uint8 images (N, 28, 28) or float inputs (N, 1, 28, 28)."""
     import torch
 
-    from lenet5.data import to_float
+    from lenet5.data.mnist import to_float
 
     with torch.inference_mode():
         model.eval()
@@ -124,7 +124,7 @@ def to_onnx(model: nn.Module, threads: int = 1) -> OnnxModel:
     """The same network as an OnnxModel, exported in memory (needs the onnx extra)."""
     import tempfile
 
-    from lenet5.export import export_onnx
+    from lenet5.inference.export import export_onnx
 
     with tempfile.TemporaryDirectory(prefix="lenet5-onnx-") as tmp:
         path = Path(tmp) / "model.onnx"
@@ -146,7 +146,7 @@ def load_inference_model(
     engine "onnx": onnxruntime (the bundled model's shipped ONNX file; another checkpoint is
     exported in memory); "torch": PyTorch; "auto": onnxruntime for the bundled model when it
     is installed, else PyTorch with a note, and PyTorch for other checkpoints."""
-    from lenet5.bundled import BUNDLED_ONNX, BundledError, bundled_card, read_bundled
+    from lenet5.inference.bundled import BUNDLED_ONNX, BundledError, bundled_card, read_bundled
 
     note = ""
     if checkpoint is None and engine != "torch":
@@ -161,7 +161,7 @@ def load_inference_model(
                 if engine == "onnx":
                     raise
                 note = f"{exc}; running on PyTorch"
-    from lenet5.checkpoint import load_model
+    from lenet5.inference.checkpoint import load_model
 
     torch_model, config = load_model(checkpoint)
     if engine == "onnx":

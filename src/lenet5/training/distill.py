@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lenet5.checkpoint import CheckpointError, load_model
 from lenet5.errors import Lenet5Error
+from lenet5.inference.checkpoint import CheckpointError, load_model
 
 
 class TeacherError(Lenet5Error):

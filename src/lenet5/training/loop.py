@@ -23,17 +23,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from lenet5.augment import Distortion
-from lenet5.checkpoint import BEST, LAST, load_checkpoint, load_model, save_checkpoint
 from lenet5.config import OPTIMIZERS, SCHEDULES, TrainConfig
-from lenet5.data import DATASETS, Split, Splits, batches, to_float
-from lenet5.distill import TeacherError, Teachers, load_teachers
+from lenet5.data.augment import Distortion
+from lenet5.data.mnist import DATASETS, Split, Splits, batches, to_float
 from lenet5.errors import Lenet5Error, WriteError
-from lenet5.evaluate import evaluate
 from lenet5.files import append_line, atomic_write_text
-from lenet5.locks import LOCK_FILE, check_free, hold
+from lenet5.inference.checkpoint import BEST, LAST, load_checkpoint, load_model, save_checkpoint
+from lenet5.inference.evaluate import evaluate
 from lenet5.models import INIT_NAMES, MODEL_NAMES, build_model, count_parameters
-from lenet5.optim import Cosine, OneCycle, Optimizer, Schedule
+from lenet5.training.distill import TeacherError, Teachers, load_teachers
+from lenet5.training.locks import LOCK_FILE, check_free, hold
+from lenet5.training.optim import Cosine, OneCycle, Optimizer, Schedule
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -167,18 +167,18 @@ def training_split(config: TrainConfig, train: Split) -> Split:
     `fonts` copies of the font-rendered digits and `strokes` stroke-drawn digits per class."""
     parts = [train.subset(config.train_subset) if config.train_subset else train]
     if config.fonts:
-        from lenet5.fonts import font_digits
+        from lenet5.data.fonts import font_digits
 
         fonts = font_digits()
         parts.append(
             Split(fonts.images.repeat(config.fonts, 1, 1), fonts.labels.repeat(config.fonts))
         )
     if config.strokes:
-        from lenet5.synth import stroke_digits
+        from lenet5.data.strokes import stroke_digits
 
         parts.append(stroke_digits(config.strokes, seed=config.seed))
     if config.feedback:
-        from lenet5.feedback import correction_splits
+        from lenet5.data.feedback import correction_splits
 
         learn, _ = correction_splits(config)
         parts.append(
@@ -410,7 +410,7 @@ def fit(
     accuracy improves) and checkpoints/last.pt. A run killed at any moment resumes to the same
     final weights. In a distributed run (see `init_distributed`) every rank trains on its shard
     of each global batch, and rank 0 alone evaluates, logs and writes; the others return {}.
-    The writing process holds the run directory (`lenet5.locks`): a second one is refused.
+    The writing process holds the run directory (`lenet5.training.locks`): a second one is refused.
     """
     check_config(config)
     run_dir, device = Path(run_dir), torch.device(device)

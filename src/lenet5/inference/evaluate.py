@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lenet5.data import NUM_CLASSES, Split, batches
+from lenet5.data.mnist import NUM_CLASSES, Split, batches
 
 if TYPE_CHECKING:
-    from lenet5.predict import OnnxModel
+    from lenet5.inference.predict import OnnxModel
 
 
 @torch.inference_mode()

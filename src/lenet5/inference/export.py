@@ -12,10 +12,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from lenet5.data import Split, batches
+from lenet5.data.mnist import Split, batches
 from lenet5.errors import Lenet5Error, write_error
+from lenet5.inference.predict import INPUT_NAME, ONNX_EXTRA, OUTPUT_NAME, OnnxModel, default_threads
 from lenet5.models import IMAGE_SIZE
-from lenet5.predict import INPUT_NAME, ONNX_EXTRA, OUTPUT_NAME, OnnxModel, default_threads
 
 
 def export_onnx(model: nn.Module, path: Path) -> None:

@@ -21,12 +21,12 @@ from typing import Any
 
 import torch
 
-from lenet5.checkpoint import load_model
 from lenet5.config import EXPERIMENTS, QUICK_TRAIN_IMAGES, Experiment, TrainConfig
-from lenet5.data import Split, Splits, batches
+from lenet5.data.mnist import Split, Splits, batches
 from lenet5.errors import Lenet5Error
 from lenet5.files import atomic_write_text
-from lenet5.train import (
+from lenet5.inference.checkpoint import load_model
+from lenet5.training.loop import (
     SUMMARY_FILE,
     fit,
     is_run_dir,
@@ -117,7 +117,7 @@ _worker_splits: Splits | None = None
 def _start_worker(dataset: str, data_dir: str | Path | None, threads: int) -> None:
     global _worker_splits
     torch.set_num_threads(threads)
-    from lenet5.data import load_splits
+    from lenet5.data.mnist import load_splits
 
     _worker_splits = load_splits(dataset, data_dir, progress=False)
 

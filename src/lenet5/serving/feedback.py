@@ -12,9 +12,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from lenet5.feedback import FeedbackError, FeedbackStore, StoreFull
-from lenet5.predict import Prediction
-from lenet5.uploads import ApiError, model_input, read_upload
+from lenet5.data.feedback import FeedbackError, FeedbackStore, StoreFull
+from lenet5.inference.predict import Prediction
+from lenet5.serving.uploads import ApiError, model_input, read_upload
 
 
 def default_store_path() -> Path:

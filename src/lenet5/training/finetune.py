@@ -16,14 +16,14 @@ from typing import Any
 
 import torch
 
-from lenet5.bundled import BUNDLED
-from lenet5.checkpoint import load_model, resolve_checkpoint
 from lenet5.config import FinetuneSettings
-from lenet5.data import Splits
-from lenet5.evaluate import evaluate
-from lenet5.feedback import FeedbackError, correction_splits, open_existing
+from lenet5.data.feedback import FeedbackError, correction_splits, open_existing
+from lenet5.data.mnist import Splits
 from lenet5.files import atomic_write_text
-from lenet5.train import fit
+from lenet5.inference.bundled import BUNDLED
+from lenet5.inference.checkpoint import load_model, resolve_checkpoint
+from lenet5.inference.evaluate import evaluate
+from lenet5.training.loop import fit
 
 FINETUNE_FILE = "finetune.json"
 MAX_VAL_DROP = 0.005  # a fine-tuned model that loses more MNIST validation accuracy is refused

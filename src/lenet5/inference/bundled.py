@@ -1,7 +1,7 @@
 """The pretrained model shipped inside the package: its files and its card (no torch here).
 
-`weights/lenet5-robust.pt` holds the weights and config (loaded by `lenet5.checkpoint`),
-`lenet5-robust.onnx` the same network for onnxruntime (`lenet5.predict.OnnxModel`), and
+`weights/lenet5-robust.pt` holds the weights and config (loaded by `lenet5.inference.checkpoint`),
+`lenet5-robust.onnx` the same network for onnxruntime (`lenet5.inference.predict.OnnxModel`), and
 `lenet5-robust.json`, the card, records the SHA-256 of both files, checked before every load,
 with the command that trains the model and the figures measured on it (docs/model-card.md).
 """
@@ -16,7 +16,7 @@ from typing import Any
 from lenet5.config import BUNDLED_NAME
 from lenet5.errors import Lenet5Error
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
+WEIGHTS_DIR = Path(__file__).parents[1] / "weights"  # lenet5/weights
 BUNDLED = WEIGHTS_DIR / f"{BUNDLED_NAME}.pt"
 BUNDLED_ONNX = BUNDLED.with_suffix(".onnx")
 BUNDLED_CARD = BUNDLED.with_suffix(".json")

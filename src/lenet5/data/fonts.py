@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from lenet5.data import Split
-from lenet5.preprocess import centre_digit
+from lenet5.data.mnist import Split
+from lenet5.data.preprocess import centre_digit
 
 FONT_FILES = (
     "DejaVuSans.ttf",

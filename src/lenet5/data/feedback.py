@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from lenet5.config import TrainConfig
-from lenet5.data import Split
+from lenet5.data.mnist import Split
 from lenet5.errors import Lenet5Error
 
 SCHEMA_VERSION = 1

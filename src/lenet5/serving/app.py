@@ -20,14 +20,13 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from torch import nn
 
-from lenet5.bundled import BUNDLED, bundled_card
-from lenet5.checkpoint import LAST, resolve_checkpoint
 from lenet5.config import BUNDLED_NAME, ServeLimits, TrainConfig
+from lenet5.data.feedback import FeedbackStore
 from lenet5.errors import Lenet5Error
-from lenet5.explain import explain as explain_digit
-from lenet5.feedback import FeedbackStore
-from lenet5.models import count_parameters
-from lenet5.predict import (
+from lenet5.inference.bundled import BUNDLED, bundled_card
+from lenet5.inference.checkpoint import LAST, resolve_checkpoint
+from lenet5.inference.explain import explain as explain_digit
+from lenet5.inference.predict import (
     Model,
     OnnxModel,
     Prediction,
@@ -35,11 +34,12 @@ from lenet5.predict import (
     predict_inputs,
     to_onnx,
 )
-from lenet5.serve_feedback import default_store_path, feedback_router
-from lenet5.serve_http import BoundedProtocol, usable_connections
-from lenet5.serve_learn import Learner, learn_router
+from lenet5.models import count_parameters
+from lenet5.serving.connections import BoundedProtocol, usable_connections
+from lenet5.serving.feedback import default_store_path, feedback_router
+from lenet5.serving.learn import Learner, learn_router
+from lenet5.serving.uploads import IMAGE_TYPES, ApiError, Pixels, model_input, read_upload
 from lenet5.summary import layer_table
-from lenet5.uploads import IMAGE_TYPES, ApiError, Pixels, model_input, read_upload
 
 STATIC = Path(__file__).parent / "static"
 
@@ -321,7 +321,7 @@ def serve(
     where the server binds to loopback, elsewhere only with `allow_learning`."""
     import uvicorn
 
-    from lenet5.checkpoint import load_model
+    from lenet5.inference.checkpoint import load_model
 
     model, config = load_model(checkpoint)
     store = FeedbackStore(feedback or default_store_path())

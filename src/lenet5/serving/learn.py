@@ -26,12 +26,12 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from torch import nn
 
-from lenet5.checkpoint import load_model
 from lenet5.config import TrainConfig
-from lenet5.feedback import FeedbackStore
-from lenet5.finetune import FINETUNE_FILE, MAX_VAL_DROP
-from lenet5.train import next_numbered_dir
-from lenet5.uploads import ApiError
+from lenet5.data.feedback import FeedbackStore
+from lenet5.inference.checkpoint import load_model
+from lenet5.serving.uploads import ApiError
+from lenet5.training.finetune import FINETUNE_FILE, MAX_VAL_DROP
+from lenet5.training.loop import next_numbered_dir
 
 _STEP = re.compile(rb"(\d+)/(\d+) \[")  # tqdm's "194/430 [" in the child's progress bar
 

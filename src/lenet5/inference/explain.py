@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lenet5.data import to_float
+from lenet5.data.mnist import to_float
 from lenet5.errors import Lenet5Error
 from lenet5.models import POOL_SIZE
 

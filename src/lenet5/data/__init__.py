@@ -1,0 +1,1 @@
+"""Data: MNIST files, UCI digits, augmentation, generated digits, preprocessing, corrections."""

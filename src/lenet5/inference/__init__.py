@@ -1,0 +1,1 @@
+"""Inference: checkpoints, the bundled model, engines, predict, export, explain, evaluate."""

@@ -1,0 +1,1 @@
+"""Serving: the web app, connection limits, uploads, corrections and learning routes."""

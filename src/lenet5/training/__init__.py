@@ -1,0 +1,1 @@
+"""Training: the loop, run directories, logging, optimizers, distillation, the study."""
