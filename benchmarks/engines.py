@@ -35,7 +35,8 @@ from serve_load import digit_png
 
 from lenet5.data.mnist import load_splits
 from lenet5.data.preprocess import load_image, preprocess
-from lenet5.inference.predict import default_threads, load_inference_model, probabilities
+from lenet5.inference.engines import default_threads
+from lenet5.inference.predict import load_inference_model, probabilities
 
 HERE = Path(__file__).resolve().parent
 

@@ -193,8 +193,8 @@ def measure_inference(checkpoint: str, data_dir: str) -> dict[str, Any]:
     )
     model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     try:
+        from lenet5.inference.engines import OnnxModel
         from lenet5.inference.export import export_onnx
-        from lenet5.inference.predict import OnnxModel
 
         with tempfile.TemporaryDirectory() as tmp:
             export_onnx(model, Path(tmp) / "m.onnx")

@@ -258,7 +258,8 @@ check that it gives the same digits.""",
     (
         "code",
         """from lenet5.inference.export import export_onnx
-from lenet5.inference.predict import OnnxModel, probabilities as read
+from lenet5.inference.engines import OnnxModel
+from lenet5.inference.predict import probabilities as read
 
 export_onnx(model, runs / "lenet5.onnx")
 onnx_model = OnnxModel(runs / "lenet5.onnx")

@@ -45,12 +45,12 @@ def test_affine_part_repeats_the_best_recipe_exactly() -> None:
     ours = Distortion(affine=1.0)(x)
     torch.manual_seed(3)
     assert torch.equal(ours, _old_random_affine(x, 1.0))
-    assert TrainConfig(**RECIPES["best"]).distortion == Distortion(affine=1.0)
+    assert Distortion.of(TrainConfig(**RECIPES["best"])) == Distortion(affine=1.0)
 
 
 def test_no_distortion_is_falsy_and_each_part_counts() -> None:
     assert not Distortion()
-    assert not TrainConfig().distortion
+    assert not Distortion.of(TrainConfig())
     for field in ("affine", "shear", "aspect", "elastic", "stroke", "blur"):
         assert Distortion(**{field: 0.5})
 

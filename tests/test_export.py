@@ -10,8 +10,9 @@ from PIL import Image
 from lenet5.cli import main
 from lenet5.data import mnist as data
 from lenet5.inference.checkpoint import load_model
+from lenet5.inference.engines import OnnxModel
 from lenet5.inference.export import compare_with_onnx, export_onnx
-from lenet5.inference.predict import OnnxModel, probabilities
+from lenet5.inference.predict import probabilities
 from lenet5.serving.app import serving_model
 
 from conftest import REAL_DATA, requires_real_data

@@ -660,7 +660,8 @@ def _summary(args: argparse.Namespace) -> int:
 def _inference_model(args: argparse.Namespace, threads: int = 1) -> tuple[Model, TrainConfig]:
     """The model `predict` and `evaluate` run, on the engine and device asked for, and its
     config; a note on stderr when onnxruntime was wanted but PyTorch runs."""
-    from lenet5.inference.predict import OnnxModel, load_inference_model
+    from lenet5.inference.engines import OnnxModel
+    from lenet5.inference.predict import load_inference_model
 
     engine = args.engine
     if args.device == "cuda":
@@ -685,8 +686,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from lenet5.data.mnist import load_splits
     from lenet5.data.uci import load_uci_digits
     from lenet5.inference.checkpoint import resolve_checkpoint
+    from lenet5.inference.engines import OnnxModel, default_threads
     from lenet5.inference.evaluate import describe_split, evaluate, format_report, per_class_metrics
-    from lenet5.inference.predict import OnnxModel, default_threads, probabilities
+    from lenet5.inference.predict import probabilities
     from lenet5.plots import plot_confident_errors, plot_confusion_matrix
 
     model, config = _inference_model(args, threads=default_threads())
@@ -759,7 +761,7 @@ def _predict(args: argparse.Namespace) -> int:
     explained = None  # --explain reads the layers of a PyTorch model, whatever the engine
     if args.explain is not None:
         from lenet5.inference.checkpoint import load_model
-        from lenet5.inference.predict import OnnxModel
+        from lenet5.inference.engines import OnnxModel
 
         explained = load_model(args.checkpoint)[0] if isinstance(model, OnnxModel) else model
     failures = 0

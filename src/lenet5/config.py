@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from lenet5.data.augment import Distortion
+from typing import Any
 
 # The names a setting accepts; the modules that implement them use these (lenet5.models keeps
 # its own, since it imports only torch; a test checks that they agree, and those of
@@ -61,15 +58,6 @@ class TrainConfig:
     @property
     def name(self) -> str:
         return f"{self.model}-{self.optimizer}"
-
-    @property
-    def distortion(self) -> Distortion:
-        """The random distortion applied to each training batch (falsy: none)."""
-        from lenet5.data.augment import Distortion
-
-        return Distortion(
-            self.augment, self.shear, self.aspect, self.elastic, self.stroke, self.blur
-        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from lenet5.config import ELASTIC_SIGMA
+from lenet5.config import ELASTIC_SIGMA, TrainConfig
 
 MAX_ROTATION = math.radians(10)  # at affine strength 1
 MAX_SHIFT = 2 / 14  # 2 pixels, in the [-1, 1] coordinates of a 28-pixel image
@@ -31,6 +31,13 @@ class Distortion:
     elastic: float = 0.0  # elastic displacement scale (alpha), in pixels
     stroke: float = 0.0  # largest thickening or thinning, as a share of a 3x3 dilation/erosion
     blur: float = 0.0  # low resolution: half the images pass through down to (1 - blur) x 28 px
+
+    @classmethod
+    def of(cls, config: TrainConfig) -> Distortion:
+        """The random distortion a run applies to each training batch (falsy: none)."""
+        return cls(
+            config.augment, config.shear, config.aspect, config.elastic, config.stroke, config.blur
+        )
 
     def __bool__(self) -> bool:
         return any((self.affine, self.shear, self.aspect, self.elastic, self.stroke, self.blur))

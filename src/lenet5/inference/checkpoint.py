@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -14,9 +14,6 @@ from lenet5.errors import Lenet5Error
 from lenet5.files import atomic_write
 from lenet5.inference.bundled import BUNDLED, BundledError, read_bundled
 from lenet5.models import build_model
-
-if TYPE_CHECKING:
-    from lenet5.training.optim import Optimizer, Schedule
 
 FORMAT = "lenet5-checkpoint"
 VERSION = 1
@@ -28,13 +25,19 @@ class CheckpointError(Lenet5Error):
     """A checkpoint that is missing, unreadable or not ours."""
 
 
+class Stateful(Protocol):
+    """What a checkpoint keeps of an optimizer or a learning-rate schedule."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+
 def save_checkpoint(
     path: Path,
     *,
     config: TrainConfig,
     model: nn.Module,
-    optimizer: Optimizer | None = None,
-    scheduler: Schedule | None = None,
+    optimizer: Stateful | None = None,
+    scheduler: Stateful | None = None,
     epoch: int,
     best_val_accuracy: float,
 ) -> None:

@@ -11,7 +11,7 @@ from torch import nn
 from lenet5.data.mnist import NUM_CLASSES, Split, batches
 
 if TYPE_CHECKING:
-    from lenet5.inference.predict import OnnxModel
+    from lenet5.inference.engines import OnnxModel
 
 
 @torch.inference_mode()

@@ -14,7 +14,13 @@ from torch import nn
 
 from lenet5.data.mnist import Split, batches
 from lenet5.errors import Lenet5Error, write_error
-from lenet5.inference.predict import INPUT_NAME, ONNX_EXTRA, OUTPUT_NAME, OnnxModel, default_threads
+from lenet5.inference.engines import (
+    INPUT_NAME,
+    ONNX_EXTRA,
+    OUTPUT_NAME,
+    OnnxModel,
+    default_threads,
+)
 from lenet5.models import IMAGE_SIZE
 
 
@@ -48,6 +54,14 @@ def export_onnx(model: nn.Module, path: Path) -> None:
             tmp_file.replace(path)
     except OSError as exc:  # a full disk, a read-only folder: `path` is left as it was
         raise write_error(path, exc) from None
+
+
+def to_onnx(model: nn.Module, threads: int = 1) -> OnnxModel:
+    """The same network as an OnnxModel, exported in memory (needs the onnx extra)."""
+    with tempfile.TemporaryDirectory(prefix="lenet5-onnx-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        export_onnx(model, path)
+        return OnnxModel(path.read_bytes(), threads, name="the model exported to ONNX")
 
 
 # Logits of a trained LeNet-5 reach |70|, where float32 values are 7.6e-6 apart: two correct

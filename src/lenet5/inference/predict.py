@@ -8,61 +8,20 @@ tolerance, the same probabilities. This module imports torch only for a torch mo
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from lenet5.config import TrainConfig
 from lenet5.data.preprocess import preprocess, split_digits
-from lenet5.errors import Lenet5Error
+from lenet5.inference.engines import ONNX_EXTRA, Model, OnnxModel, onnxruntime_missing
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
-
-ONNX_EXTRA = "pip install 'lenet5[onnx]' (onnx, onnxscript, onnxruntime)"
-INPUT_NAME = "input"  # of an exported model: (N, 1, 28, 28) float32 in [0, 1]
-OUTPUT_NAME = "logits"  # (N, 10)
-
-
-class OnnxModel:
-    """A model run by onnxruntime: an ONNX file written by `lenet5 export` (or its bytes)."""
-
-    def __init__(self, source: Path | bytes, threads: int = 1, name: str = "") -> None:
-        try:
-            import onnxruntime
-        except ImportError:
-            raise Lenet5Error(f"running ONNX models needs extra packages: {ONNX_EXTRA}") from None
-        options = onnxruntime.SessionOptions()
-        # One image takes ~0.1 ms: more threads cost more in handing work over than they save.
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.name = name or (str(source) if isinstance(source, Path) else "ONNX model")
-        try:
-            self.session = onnxruntime.InferenceSession(
-                source if isinstance(source, bytes) else str(source),
-                options,
-                providers=["CPUExecutionProvider"],
-            )
-        except Exception as exc:  # onnxruntime raises its own types for any unloadable file
-            raise Lenet5Error(f"{self.name}: not a loadable ONNX model ({exc})") from None
-
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        """(N, 1, 28, 28) float32 in [0, 1] -> (N, 10) float32."""
-        return self.session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
-
-
-Model = Union["nn.Module", OnnxModel]
-
-
-def onnxruntime_missing() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("onnxruntime") is None
 
 
 def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -120,23 +79,6 @@ def predict_digits(model: Model, image: Image.Image) -> list[Prediction]:
     return predict_inputs(model, split_digits(image))
 
 
-def to_onnx(model: nn.Module, threads: int = 1) -> OnnxModel:
-    """The same network as an OnnxModel, exported in memory (needs the onnx extra)."""
-    import tempfile
-
-    from lenet5.inference.export import export_onnx
-
-    with tempfile.TemporaryDirectory(prefix="lenet5-onnx-") as tmp:
-        path = Path(tmp) / "model.onnx"
-        export_onnx(model, path)
-        return OnnxModel(path.read_bytes(), threads, name="the model exported to ONNX")
-
-
-def default_threads() -> int:
-    """Threads for a batch run (evaluate): one per core this process may use."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
-
-
 def load_inference_model(
     checkpoint: str | Path | None, engine: str = "auto", threads: int = 1
 ) -> tuple[Model, TrainConfig, str]:
@@ -162,6 +104,7 @@ def load_inference_model(
                     raise
                 note = f"{exc}; running on PyTorch"
     from lenet5.inference.checkpoint import load_model
+    from lenet5.inference.export import to_onnx
 
     torch_model, config = load_model(checkpoint)
     if engine == "onnx":

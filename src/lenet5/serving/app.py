@@ -25,15 +25,10 @@ from lenet5.data.feedback import FeedbackStore
 from lenet5.errors import Lenet5Error
 from lenet5.inference.bundled import BUNDLED, bundled_card
 from lenet5.inference.checkpoint import LAST, resolve_checkpoint
+from lenet5.inference.engines import Model, OnnxModel
 from lenet5.inference.explain import explain as explain_digit
-from lenet5.inference.predict import (
-    Model,
-    OnnxModel,
-    Prediction,
-    load_inference_model,
-    predict_inputs,
-    to_onnx,
-)
+from lenet5.inference.export import to_onnx
+from lenet5.inference.predict import Prediction, load_inference_model, predict_inputs
 from lenet5.models import count_parameters
 from lenet5.serving.connections import BoundedProtocol, usable_connections
 from lenet5.serving.feedback import default_store_path, feedback_router
