@@ -221,7 +221,8 @@ def profile_training(data_dir: str, steps: int = 40) -> list[dict[str, Any]]:
 
     from lenet5.config import TrainConfig
     from lenet5.data.mnist import load_splits
-    from lenet5.training.loop import epoch_generator, init_model, make_optimizer, train_one_epoch
+    from lenet5.training.loop import train_one_epoch
+    from lenet5.training.setup import epoch_generator, init_model, make_optimizer
 
     config = TrainConfig()
     train = load_splits("mnist", data_dir, download_missing=False, progress=False).train

@@ -14,7 +14,8 @@ from lenet5.data import mnist as data
 from lenet5.inference.checkpoint import load_model
 from lenet5.models import build_model
 from lenet5.training.distill import Teachers
-from lenet5.training.loop import TrainingError, fit, train_one_epoch
+from lenet5.training.loop import fit, train_one_epoch
+from lenet5.training.setup import TrainingError
 
 
 class Shifted(nn.Module):

@@ -15,7 +15,8 @@ import torch
 from lenet5.config import TrainConfig
 from lenet5.data import mnist as data
 from lenet5.inference.checkpoint import LAST, load_checkpoint, load_model
-from lenet5.training.loop import init_model, read_metrics
+from lenet5.training.runs import read_metrics
+from lenet5.training.setup import init_model
 
 from conftest import REAL_DATA, requires_real_data, write_dataset
 

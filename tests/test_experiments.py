@@ -11,7 +11,7 @@ import pytest
 from lenet5.cli import main
 from lenet5.data import mnist as data
 from lenet5.training.experiments import EXPERIMENTS
-from lenet5.training.loop import read_metrics
+from lenet5.training.runs import read_metrics
 
 from conftest import write_dataset
 

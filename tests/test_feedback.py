@@ -29,7 +29,7 @@ from lenet5.data.feedback import (
 from lenet5.data.preprocess import load_image, preprocess
 from lenet5.inference.checkpoint import load_model, save_checkpoint
 from lenet5.training.finetune import FINETUNE_FILE
-from lenet5.training.loop import read_run_config
+from lenet5.training.runs import read_run_config
 
 from conftest import synthetic_digits
 

@@ -15,7 +15,9 @@ from lenet5.config import RECIPES, TrainConfig
 from lenet5.data import mnist as data
 from lenet5.inference.checkpoint import LAST, load_checkpoint
 from lenet5.training import loop as train_module
-from lenet5.training.loop import TrainingError, fit, read_metrics
+from lenet5.training.loop import fit
+from lenet5.training.runs import read_metrics
+from lenet5.training.setup import TrainingError
 
 from conftest import write_dataset
 

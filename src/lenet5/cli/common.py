@@ -131,7 +131,7 @@ def inference_model(args: argparse.Namespace, threads: int = 1) -> tuple[Model, 
     if note:
         print(f"lenet5: {note}", file=sys.stderr)
     if not isinstance(model, OnnxModel):
-        from lenet5.training.loop import resolve_device
+        from lenet5.inference.engines import resolve_device
 
         model = model.to(resolve_device(args.device))
     return model, config

@@ -64,9 +64,9 @@ def add_parser(sub: Commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lenet5.data.mnist import load_splits
+    from lenet5.inference.engines import resolve_device
     from lenet5.training.experiments import results_table, run_experiments
     from lenet5.training.locks import hold
-    from lenet5.training.loop import resolve_device
 
     dataset = args.dataset or DEFAULTS.dataset
     device = resolve_device(args.device)

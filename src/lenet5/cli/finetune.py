@@ -81,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from lenet5.data.mnist import load_splits
+    from lenet5.inference.engines import resolve_device
     from lenet5.training.finetune import finetune, format_result
-    from lenet5.training.loop import next_numbered_dir, prepare_new_run_dir, resolve_device
+    from lenet5.training.runs import next_numbered_dir, prepare_new_run_dir
 
     if args.threads:
         torch.set_num_threads(args.threads)

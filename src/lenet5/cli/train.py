@@ -219,12 +219,9 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
 def run(args: argparse.Namespace) -> int:
     import torch.distributed as dist
 
-    from lenet5.training.loop import (
-        init_distributed,
-        rank_and_world,
-        read_run_config,
-        resolve_device,
-    )
+    from lenet5.inference.engines import resolve_device
+    from lenet5.training.distributed import init_distributed, rank_and_world
+    from lenet5.training.runs import read_run_config
 
     if args.resume is not None:
         if args.run_dir is not None:
@@ -274,7 +271,8 @@ def _train_rank(
     import torch.distributed as dist
 
     from lenet5.data.mnist import load_splits
-    from lenet5.training.loop import fit, next_run_dir, prepare_new_run_dir
+    from lenet5.training.loop import fit
+    from lenet5.training.runs import next_run_dir, prepare_new_run_dir
 
     splits = load_splits(config.dataset, args.data_dir, progress=sys.stderr.isatty() and rank == 0)
     run_dir = args.resume

@@ -15,6 +15,7 @@ import numpy as np
 from lenet5.errors import Lenet5Error
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 ONNX_EXTRA = "pip install 'lenet5[onnx]' (onnx, onnxscript, onnxruntime)"
@@ -61,3 +62,16 @@ def onnxruntime_missing() -> bool:
 def default_threads() -> int:
     """Threads for a batch run (evaluate): one per core this process may use."""
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """`auto` picks CUDA when present, else the CPU."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise Lenet5Error("--device cuda: no CUDA device is available")
+    if name not in ("cpu", "cuda"):
+        raise Lenet5Error(f"unknown device {name!r} (choose from auto, cpu, cuda)")
+    return torch.device(name)

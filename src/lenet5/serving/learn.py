@@ -31,7 +31,7 @@ from lenet5.data.feedback import FeedbackStore
 from lenet5.inference.checkpoint import load_model
 from lenet5.serving.uploads import ApiError
 from lenet5.training.finetune import FINETUNE_FILE, MAX_VAL_DROP
-from lenet5.training.loop import next_numbered_dir
+from lenet5.training.runs import next_numbered_dir
 
 _STEP = re.compile(rb"(\d+)/(\d+) \[")  # tqdm's "194/430 [" in the child's progress bar
 

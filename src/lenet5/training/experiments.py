@@ -26,9 +26,9 @@ from lenet5.data.mnist import Split, Splits, batches
 from lenet5.errors import Lenet5Error
 from lenet5.files import atomic_write_text
 from lenet5.inference.checkpoint import load_model
-from lenet5.training.loop import (
+from lenet5.training.loop import fit
+from lenet5.training.runs import (
     SUMMARY_FILE,
-    fit,
     is_run_dir,
     prepare_new_run_dir,
     read_metrics,
