@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -241,16 +241,26 @@ def create_app(
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
-    @app.get("/api/health")
+    app.include_router(_reading_router(batcher, served))
+    _add_pixels_schema(app)
+    return app
+
+
+def _reading_router(batcher: Batcher, served: dict[str, Any]) -> APIRouter:
+    """GET /api/health, GET /api/model and POST /api/predict, over the batcher and the model
+    in service (`served`: its ModelInfo and its PyTorch module)."""
+    router = APIRouter()
+
+    @router.get("/api/health")
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/api/model", response_model=ModelInfo)
+    @router.get("/api/model", response_model=ModelInfo)
     def model_info() -> ModelInfo:
         info: ModelInfo = served["info"]
         return info
 
-    @app.post(
+    @router.post(
         "/api/predict",
         response_model=PredictResponse,
         responses=_ERRORS,
@@ -278,6 +288,11 @@ def create_app(
             body["explain"] = inside.to_json()
         return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
 
+    return router
+
+
+def _add_pixels_schema(app: FastAPI) -> None:
+    """Add the Pixels body that POST /api/predict's openapi_extra refers to."""
     original_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -289,7 +304,6 @@ def create_app(
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    return app
 
 
 def learning_policy(host: str, allow_learning: bool) -> bool | str:
