@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from lenet5.cli import main
 from lenet5.data.feedback import FeedbackStore
 from lenet5.inference.checkpoint import load_model
 from lenet5.serving.app import create_app, learning_policy
@@ -151,8 +154,24 @@ def test_a_failed_fine_tuning_keeps_the_old_model(
     assert _wait(client)["state"] == "failed"
 
 
-def test_progress_is_read_from_the_childs_progress_bar() -> None:
-    from lenet5.serving.learn import _STEP
-
-    line = b"\repoch 1/1:  45%|####5     | 194/430 [00:02<00:03, 75.1batch/s, loss 0.0213]"
-    assert _STEP.findall(line) == [(b"194", b"430")]
+def test_the_child_reports_its_progress_in_json_lines(
+    synthetic_run: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the Learner follows: `lenet5 finetune --progress-json` writes JSON lines only."""
+    directory, run = synthetic_run
+    store, _ = _corrections(tmp_path, 40, seed=9)
+    run_dir = tmp_path / "ft"
+    argv = ["finetune", "--feedback", str(store.path), "--model", str(run)]
+    argv += ["--run-dir", str(run_dir), "--data-dir", str(directory), "--progress-json"]
+    assert main(argv) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    steps = [e for e in events if "step" in e]
+    positions = [(e["epoch"], e["step"]) for e in steps]
+    assert positions == sorted(set(positions))  # forward, never twice the same
+    assert steps[-1]["epoch"] == steps[-1]["epochs"] and steps[-1]["step"] == steps[-1]["steps"]
+    assert len(steps) <= 100 * steps[-1]["epochs"]  # a line per percent at most
+    assert any(e.get("message", "").startswith("fine-tuning ") for e in events)
+    assert events[-1] == {
+        "result": json.loads((run_dir / "finetune.json").read_text()),
+        "run_dir": str(run_dir),
+    }

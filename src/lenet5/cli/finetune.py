@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from lenet5.cli.common import (
     DEFAULTS,
@@ -72,6 +75,13 @@ def add_parser(sub: Commands) -> None:
         action="store_true",
         help="show the progress bar even when stderr is not a terminal",
     )
+    p.add_argument(
+        "--progress-json",
+        action="store_true",
+        help="write only JSON lines on stdout, for a program that follows the fine-tuning: "
+        '{"epoch", "epochs", "step", "steps"} at each percent of an epoch, {"message"} for '
+        'each line of text, and {"result", "run_dir"} at the end',
+    )
     add_data_args(p)
     add_device_arg(p)
     p.set_defaults(run=run)
@@ -91,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
     splits = load_splits(args.dataset or DEFAULTS.dataset, args.data_dir, progress=False)
     run_dir = args.run_dir or next_numbered_dir(RUNS_ROOT, "finetune")
     prepare_new_run_dir(run_dir)
+    echo: Callable[[str], None] = _json_message if args.progress_json else _print_line
+    report = _json_line if args.progress_json else None
     result = finetune(
         args.checkpoint,
         args.feedback,
@@ -98,9 +110,26 @@ def run(args: argparse.Namespace) -> int:
         run_dir,
         settings,
         resolve_device(args.device),
-        echo=lambda line: print(line, flush=True),
-        progress=args.progress or sys.stderr.isatty(),
+        echo=echo,
+        progress=not args.progress_json and (args.progress or sys.stderr.isatty()),
+        report=report,
     )
+    if args.progress_json:
+        _json_line({"result": result, "run_dir": str(run_dir)})
+        return 0
     print(format_result(result))
     print(f"run {run_dir}: use it with --model {run_dir}")
     return 0
+
+
+def _json_line(event: dict[str, Any]) -> None:
+    """One line of --progress-json."""
+    print(json.dumps(event), flush=True)
+
+
+def _json_message(line: str) -> None:
+    _json_line({"message": line})
+
+
+def _print_line(line: str) -> None:
+    print(line, flush=True)

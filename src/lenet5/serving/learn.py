@@ -1,11 +1,11 @@
 """Learning from the page: POST /api/learn fine-tunes in the background, then swaps models live.
 
-The fine-tuning is `lenet5 finetune` in a child process with one thread at a lower priority, so
-the page keeps answering on the other core. When it ends, the new model replaces the served one
-between two batches of the batcher, unless its MNIST validation accuracy fell by more than
-MAX_VAL_DROP (mislabelled corrections): then the old model stays and the reason is reported.
-The run directory is kept beside the feedback store, so `lenet5 serve --model` can serve it
-after a restart.
+The fine-tuning is `lenet5 finetune --progress-json` in a child process with one thread at a
+lower priority, followed through its JSON lines, so the page keeps answering on the other core.
+When it ends, the new model replaces the served one between two batches of the batcher, unless
+its MNIST validation accuracy fell by more than MAX_VAL_DROP (mislabelled corrections): then the
+old model stays and the reason is reported. The run directory is kept beside the feedback store,
+so `lenet5 serve --model` can serve it after a restart.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -32,8 +32,6 @@ from lenet5.inference.checkpoint import load_model
 from lenet5.serving.uploads import ApiError
 from lenet5.training.finetune import FINETUNE_FILE, MAX_VAL_DROP
 from lenet5.training.runs import next_numbered_dir
-
-_STEP = re.compile(rb"(\d+)/(\d+) \[")  # tqdm's "194/430 [" in the child's progress bar
 
 
 class Learner:
@@ -69,7 +67,7 @@ class Learner:
                 str(self.store.path),
                 "--run-dir",
                 str(run_dir),
-                "--progress",
+                "--progress-json",
                 "--threads",
                 "1",
             ]
@@ -86,33 +84,41 @@ class Learner:
                 "corrections": self.store.count(),
             }
             env = {**os.environ, "OMP_NUM_THREADS": "1"}
+            errors = tempfile.TemporaryFile()  # noqa: SIM115  (_follow reads, then closes it)
             self.process = subprocess.Popen(
                 command,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                stderr=errors,
                 env=env,
                 preexec_fn=lambda: os.nice(10),
             )
-            threading.Thread(target=self._follow, args=(self.process,), daemon=True).start()
+            threading.Thread(target=self._follow, args=(self.process, errors), daemon=True).start()
             return dict(self.state)
 
-    def _follow(self, process: subprocess.Popen[bytes]) -> None:
-        """Read the child's progress bar, then judge and swap in its model."""
-        assert process.stderr is not None and process.stdout is not None
-        tail = b""
-        while chunk := process.stderr.read1(4096):  # type: ignore[attr-defined]
-            tail = (tail + chunk)[-4096:]
-            steps = _STEP.findall(tail)
-            if steps:
-                done, total = steps[-1]
-                self.state["progress"] = min(1.0, int(done) / max(int(total), 1))
-        output = process.stdout.read().decode(errors="replace")
+    def _follow(self, process: subprocess.Popen[bytes], errors: IO[bytes]) -> None:
+        """Follow the child's JSON lines (--progress-json), then judge and swap in its model."""
+        assert process.stdout is not None
+        messages = []
+        for line in process.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # not ours: a library printing on stdout
+            if not isinstance(event, dict):
+                continue
+            if "step" in event:
+                done = (event["epoch"] - 1) * event["steps"] + event["step"]
+                self.state["progress"] = min(1.0, done / max(event["epochs"] * event["steps"], 1))
+            elif "message" in event:
+                messages.append(str(event["message"]))
+        output = "\n".join(messages)
         code = process.wait()
         run_dir = Path(self.state["run_dir"])
         with self.lock:
             try:
                 if code != 0:
-                    message = tail.decode(errors="replace").strip().splitlines()
+                    errors.seek(0)
+                    message = errors.read().decode(errors="replace").strip().splitlines()
                     raise RuntimeError(message[-1] if message else f"exit status {code}")
                 result = json.loads((run_dir / FINETUNE_FILE).read_text())
                 self.state.update(
@@ -133,6 +139,7 @@ class Learner:
             except Exception as exc:  # anything: keep serving the old model
                 self.state.update(state="failed", reason=f"fine-tuning failed: {exc}")
             finally:
+                errors.close()
                 self.state["seconds"] = time.time() - self.state["started"]
 
 

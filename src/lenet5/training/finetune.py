@@ -38,6 +38,7 @@ def finetune(
     device: torch.device | str = "cpu",
     echo: Callable[[str], None] = print,
     progress: bool = False,
+    report: Callable[[dict[str, int]], None] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune `base` (None: the bundled model) on the corrections of `feedback`; returns the
     before/after figures, also written to run_dir/finetune.json."""
@@ -82,7 +83,7 @@ def finetune(
         f"fine-tuning {base_path} on {len(learn)} corrections (x{settings.repeat}) mixed with "
         f"{len(splits.train):,} MNIST images; {len(held)} kept apart to measure"
     )
-    fit(config, splits, run_dir, device, progress=progress, echo=echo)
+    fit(config, splits, run_dir, device, progress=progress, echo=echo, report=report)
     after_model, _ = load_model(run_dir, device)
     after = measure(after_model)
     result = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,13 @@ from lenet5.errors import WriteError
 class RunLogger:
     """TensorBoard events plus the optional live progress bar; nothing else writes events."""
 
-    def __init__(self, run_dir: Path, purge_step: int | None, progress: bool) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        purge_step: int | None,
+        progress: bool,
+        report: Callable[[dict[str, int]], None] | None = None,
+    ) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.run_dir = run_dir
@@ -27,6 +33,9 @@ class RunLogger:
         self.progress = progress
         self.step = purge_step or 0
         self.bar: Any = None
+        # `report` hears of each percent of an epoch done: {epoch, epochs, step, steps}.
+        self.report = report
+        self.position = {"epoch": 0, "epochs": 0, "step": 0, "steps": 0}
 
     def add_graph(self, model: nn.Module, example: torch.Tensor) -> None:
         """The model's graph, traced in eval mode as SummaryWriter.add_graph traces it. Traced
@@ -40,6 +49,7 @@ class RunLogger:
         model.train(training)
 
     def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
+        self.position = {"epoch": epoch, "epochs": epochs, "step": 0, "steps": steps}
         if self.progress:
             from tqdm import tqdm
 
@@ -70,6 +80,11 @@ class RunLogger:
         if self.bar is not None:
             self.bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
             self.bar.update()
+        if self.report is not None:
+            done, steps = self.position["step"] + 1, self.position["steps"]
+            self.position["step"] = done
+            if done == steps or 100 * done // steps > 100 * (done - 1) // steps:
+                self.report(dict(self.position))
 
     def end_epoch(self, record: dict[str, Any]) -> None:
         if self.bar is not None:

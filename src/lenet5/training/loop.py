@@ -93,6 +93,7 @@ def fit(
     resume: bool = False,
     progress: bool = False,
     echo: Callable[[str], None] = print,
+    report: Callable[[dict[str, int]], None] | None = None,
 ) -> dict[str, Any]:
     """Train `config` in `run_dir` (from its last checkpoint if `resume`); returns the summary.
 
@@ -105,9 +106,9 @@ def fit(
     check_config(config)
     run_dir, device = Path(run_dir), torch.device(device)
     if rank_and_world()[0] != 0:
-        return _fit(config, splits, run_dir, device, resume, progress, echo)
+        return _fit(config, splits, run_dir, device, resume, progress, echo, report)
     with hold(run_dir):
-        return _fit(config, splits, run_dir, device, resume, progress, echo)
+        return _fit(config, splits, run_dir, device, resume, progress, echo, report)
 
 
 def _fit(
@@ -118,6 +119,7 @@ def _fit(
     resume: bool,
     progress: bool,
     echo: Callable[[str], None],
+    report: Callable[[dict[str, int]], None] | None,
 ) -> dict[str, Any]:
     rank, world = rank_and_world()
     model = init_model(config, device)
@@ -163,7 +165,9 @@ def _fit(
             dist.barrier()
         return {}
     run = _MainRank(config, run_dir, model, optimizer, scheduler, splits, device, echo)
-    return run.epochs(one_epoch, start_epoch, best_val, steps, progress)
+    run.forget_after(start_epoch)
+    logger = RunLogger(run_dir, start_epoch * steps if start_epoch else None, progress, report)
+    return run.epochs(one_epoch, start_epoch, best_val, steps, logger)
 
 
 def _steps_per_epoch(images: int, batch_size: int, world: int) -> int:
@@ -216,8 +220,13 @@ class _MainRank:
         self.optimizer, self.scheduler, self.echo = optimizer, scheduler, echo
         self.val, self.test = splits.val.to(device), splits.test.to(device)
         self.device = device
-        self.records: list[dict[str, Any]] = []
         self.saved_epoch = 0
+
+    def forget_after(self, start_epoch: int) -> None:
+        """Forget any epoch logged after the checkpoint the run continues from."""
+        self.records = [r for r in read_metrics(self.run_dir) if r["epoch"] <= start_epoch]
+        text = "".join(json.dumps(r) + "\n" for r in self.records)
+        atomic_write_text(self.run_dir / METRICS_FILE, text)
 
     def epochs(
         self,
@@ -225,14 +234,9 @@ class _MainRank:
         start_epoch: int,
         best_val: float,
         steps: int,
-        progress: bool,
+        logger: RunLogger,
     ) -> dict[str, Any]:
         config, run_dir = self.config, self.run_dir
-        # Forget any epoch logged after the checkpoint we continue from.
-        self.records = [r for r in read_metrics(run_dir) if r["epoch"] <= start_epoch]
-        text = "".join(json.dumps(r) + "\n" for r in self.records)
-        atomic_write_text(run_dir / METRICS_FILE, text)
-        logger = RunLogger(run_dir, start_epoch * steps if start_epoch else None, progress)
         if start_epoch == 0:
             logger.add_graph(self.model, to_float(self.val.images[:1]))
         elif start_epoch < config.epochs:
