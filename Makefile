@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: setup train test lint clean
+.PHONY: setup train test lint notebook clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+$(VENV)/.notebook: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,notebook]'
+	touch $@
 
 ## train LeNet-5 with the tutorial's best settings and print its test accuracy (ARGS="..." adds flags)
 train: $(STAMP)
@@ -23,6 +27,10 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/mypy
 	$(BIN)/pytest $(ARGS)
+
+## open the tutorial notebook in Jupyter (installs the notebook extra on first use)
+notebook: $(VENV)/.notebook
+	$(BIN)/jupyter notebook $(if $(filter 0,$(shell id -u)),--allow-root) docs/tutorial.ipynb $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
