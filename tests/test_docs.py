@@ -45,9 +45,8 @@ def test_every_relative_link_resolves(document: Path) -> None:
             continue
         target, _, anchor = link.partition("#")
         path = (document.parent / target).resolve() if target else document
-        if not path.exists():
-            broken.append(link)
-        elif anchor and path.suffix == ".md" and anchor not in anchors(path):
+        missing = not path.exists()
+        if missing or (anchor and path.suffix == ".md" and anchor not in anchors(path)):
             broken.append(link)
     assert broken == []
 

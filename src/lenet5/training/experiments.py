@@ -336,7 +336,7 @@ def write_report(
         lines += [
             "Configurations more than 1.5 points from their reference: "
             + ", ".join(r["configuration"] for r in deviations)
-            + " (see the project's README for the reasons).",
+            + " (see the project's docs/study.md).",
             "",
         ]
     lines += [
