@@ -1,4 +1,9 @@
-"""The tutorial's two models: softmax regression and LeNet-5. Both return logits."""
+"""The tutorial's two models: softmax regression and LeNet-5. Both return logits.
+
+Each model divides its logits by a `temperature` buffer: 1 while it trains, then fitted on
+validation data so that its softmax probabilities are calibrated (Guo et al. 2017). A buffer, not
+a parameter: no optimizer touches it, checkpoints and ONNX exports carry it, and it never
+changes which digit wins."""
 
 from __future__ import annotations
 
@@ -29,9 +34,10 @@ class SoftmaxRegression(nn.Module):
         super().__init__()
         self.flatten = nn.Flatten()
         self.fc = nn.Linear(IMAGE_SIZE * IMAGE_SIZE, NUM_CLASSES)
+        self.register_buffer("temperature", torch.ones(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.flatten(x))  # (N, 10)
+        return self.fc(self.flatten(x)) / self.temperature  # (N, 10)
 
 
 class LeNet5(nn.Module):
@@ -48,6 +54,7 @@ class LeNet5(nn.Module):
         self.fc1 = nn.Linear(FLAT_FEATURES, FC1_UNITS)
         self.fc2 = nn.Linear(FC1_UNITS, FC2_UNITS)
         self.fc3 = nn.Linear(FC2_UNITS, NUM_CLASSES)
+        self.register_buffer("temperature", torch.ones(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # ReLU after pooling: max-pooling and ReLU commute, and ReLU then touches 4x fewer values.
@@ -56,7 +63,7 @@ class LeNet5(nn.Module):
         x = self.dropout(self.flatten(x))  # (N, 400)
         x = torch.relu(self.fc1(x))  # (N, 120)
         x = torch.relu(self.fc2(x))  # (N, 84)
-        return self.fc3(x)  # (N, 10)
+        return self.fc3(x) / self.temperature  # (N, 10)
 
 
 def tutorial_init_(model: nn.Module) -> None:
@@ -90,6 +97,18 @@ def build_model(name: str = "lenet5", dropout: float = 0.0, init: str = "tutoria
     if init == "tutorial":
         tutorial_init_(model)
     return model
+
+
+def set_temperature(model: nn.Module, value: float) -> None:
+    """Set the temperature that divides the logits (1: the logits as trained)."""
+    model.get_buffer("temperature").fill_(value)
+
+
+def with_temperature(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict saved before models had a temperature gets the neutral one (1)."""
+    if "temperature" in weights:
+        return weights
+    return {**weights, "temperature": torch.ones(())}
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"onnxruntime vs PyTorch on {check['images']} test images: largest logit difference "
             f"{check['max_abs_diff']:.2e} (largest logit {check['max_abs_logit']:.1f}; "
-            f"tolerance {ATOL:g} + {RTOL:g} x |logit|: "
+            f"tolerance ({ATOL:g} + {RTOL:g} x |logit x T|) / T at temperature T = "
+            f"{check['temperature']:.3f}: "
             f"{'met' if check['within_tolerance'] else 'NOT met'}), "
             f"same digit on {check['agreement']:.2%}"
         )

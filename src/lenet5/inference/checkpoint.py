@@ -13,7 +13,7 @@ from lenet5.config import TrainConfig
 from lenet5.errors import Lenet5Error
 from lenet5.files import atomic_write
 from lenet5.inference.bundled import BUNDLED, BundledError, read_bundled
-from lenet5.models import build_model
+from lenet5.models import build_model, with_temperature
 
 FORMAT = "lenet5-checkpoint"
 VERSION = 1
@@ -117,7 +117,7 @@ def load_model(
             f"{path}: no model this lenet5 can build ({_first_line(exc)})"
         ) from None
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(with_temperature(state["model"]))
     except (KeyError, RuntimeError) as exc:
         raise CheckpointError(
             f"{path}: its weights do not fit a {config.model} model ({_first_line(exc)})"

@@ -66,7 +66,9 @@ def to_onnx(model: nn.Module, threads: int = 1) -> OnnxModel:
 
 # Logits of a trained LeNet-5 reach |70|, where float32 values are 7.6e-6 apart: two correct
 # float32 runtimes summing in different orders differ by more than 1e-5 absolute. Like
-# numpy.allclose, the check allows ATOL plus RTOL times the logit's magnitude.
+# numpy.allclose, the check allows ATOL plus RTOL times the logit's magnitude, in the units of
+# the logits as trained: a calibration temperature T divides both runtimes' logits, and their
+# differences, alike, so the bound is divided by T too.
 ATOL = 1e-5
 RTOL = 1e-5
 
@@ -74,9 +76,11 @@ RTOL = 1e-5
 @torch.inference_mode()
 def compare_with_onnx(model: nn.Module, path: Path, split: Split) -> dict[str, Any]:
     """Run `split` through PyTorch and onnxruntime: the largest logit difference, whether every
-    logit is within ATOL + RTOL * |logit|, and the fraction of images given the same digit."""
+    logit is within (ATOL + RTOL * |logit * T|) / T (T: the model's temperature), and the
+    fraction of images given the same digit."""
     session = OnnxModel(path, threads=default_threads())
     model = model.cpu().eval()
+    temperature = float(model.get_buffer("temperature"))
     max_diff, max_logit, within, agree = 0.0, 0.0, True, 0
     for x, _ in batches(split.to("cpu"), 1000):
         ours = model(x).numpy()
@@ -84,12 +88,14 @@ def compare_with_onnx(model: nn.Module, path: Path, split: Split) -> dict[str, A
         diff = np.abs(ours - theirs)
         max_diff = max(max_diff, float(diff.max()))
         max_logit = max(max_logit, float(np.abs(ours).max()))
-        within = within and bool((diff <= ATOL + RTOL * np.abs(ours)).all())
+        bound = (ATOL + RTOL * np.abs(ours * temperature)) / temperature
+        within = within and bool((diff <= bound).all())
         agree += int((ours.argmax(1) == theirs.argmax(1)).sum())
     return {
         "images": len(split),
         "max_abs_diff": max_diff,
         "max_abs_logit": max_logit,
         "within_tolerance": within,
+        "temperature": temperature,
         "agreement": agree / len(split),
     }

@@ -23,9 +23,10 @@ from lenet5.data.augment import Distortion
 from lenet5.data.mnist import Split, Splits, batches, to_float
 from lenet5.errors import WriteError
 from lenet5.files import append_line, atomic_write_text
+from lenet5.inference.calibration import fit_temperature
 from lenet5.inference.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
 from lenet5.inference.evaluate import evaluate
-from lenet5.models import count_parameters
+from lenet5.models import count_parameters, set_temperature, with_temperature
 from lenet5.training.distill import TeacherError, Teachers, load_teachers
 from lenet5.training.distributed import rank_and_world, seed_rank
 from lenet5.training.locks import hold
@@ -192,7 +193,8 @@ def _restore(
     """Load the weights, optimizer, schedule and RNG state of a checkpoint; returns its epoch
     and best validation accuracy."""
     state = load_checkpoint(path, map_location=device)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(with_temperature(state["model"]))
+    set_temperature(model, 1.0)  # a finished run's calibration is fitted again at its end
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None:
         scheduler.load_state_dict(state["scheduler"])
@@ -262,8 +264,10 @@ class _MainRank:
                     f"val acc {record['val_accuracy']:.4f}  "
                     f"test acc {record['test_accuracy']:.4f}  {record['seconds']:.1f} s"
                 )
+            temperature = self._calibrate()
             initial = init_model(config, self.device)
             summary = _summary(config, self.records, initial, self.test, self.model)
+            summary["temperature"] = temperature
             atomic_write_text(run_dir / SUMMARY_FILE, dump_json(summary))
             logger.hparams(config, summary)
             logger.close()
@@ -309,6 +313,25 @@ class _MainRank:
             "test_accuracy": test["accuracy"],
             "seconds": seconds,
         }
+
+    @torch.inference_mode()
+    def _calibrate(self) -> float:
+        """Fit the temperature on the validation split and write it into last.pt."""
+        self.model.eval()
+        logits = torch.cat([self.model(x) for x, _ in batches(self.val, 1000)])  # (N, 10)
+        temperature = fit_temperature(logits.cpu().numpy(), self.val.labels.cpu().numpy())
+        set_temperature(self.model, temperature)
+        with interrupts_deferred():
+            save_checkpoint(
+                self.run_dir / LAST,
+                config=self.config,
+                model=self.model,
+                optimizer=self.optimizer,
+                scheduler=self.scheduler,
+                epoch=self.saved_epoch,
+                best_val_accuracy=max(r["val_accuracy"] for r in self.records),
+            )
+        return temperature
 
     def _save(self, epoch: int, best_val: float, is_best: bool) -> None:
         """Write best.pt (when `is_best`), then last.pt, with the RNG state after `epoch`."""

@@ -12,7 +12,7 @@ from lenet5.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from lenet5.data.mnist import DATASETS, Split
 from lenet5.errors import Lenet5Error
 from lenet5.inference.checkpoint import load_model
-from lenet5.models import INIT_NAMES, MODEL_NAMES, build_model
+from lenet5.models import INIT_NAMES, MODEL_NAMES, build_model, set_temperature
 from lenet5.training.optim import Cosine, OneCycle, Optimizer, Schedule
 
 
@@ -99,6 +99,7 @@ def init_model(config: TrainConfig, device: torch.device) -> nn.Module:
                 f"{config.init_from} holds a {base_config.model} model, not {config.model}"
             )
         model.load_state_dict(base.state_dict())
+        set_temperature(model, 1.0)  # training sees the logits as they are; fit calibrates
     if device.type == "cpu":
         # oneDNN's convolutions and max-pooling run 15-25% faster on channels-last activations;
         # the weights' layout decides the activations' (their values are unchanged).
