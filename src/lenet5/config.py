@@ -45,6 +45,7 @@ class TrainConfig:
     blur: float = 0.0  # half the images through a lower resolution, down to (1 - blur) x 28 px
     fonts: int = 0  # copies of each digit rendered from matplotlib's fonts added to training
     strokes: int = 0  # digits per class drawn with strokes in styles MNIST lacks, added
+    outliers: int = 0  # images that are not digits (letters, shapes, pairs) taught as such
     train_subset: int = 0  # train on the first N training images only (0: all 55,000)
     init_from: str = ""  # start from this checkpoint's weights ("bundled": the bundled model)
     feedback: str = ""  # feedback store whose corrections are mixed into the training images

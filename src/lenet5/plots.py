@@ -73,6 +73,38 @@ def plot_confident_errors(
     return len(wrong)
 
 
+def plot_calibration(
+    bins: list[dict[str, float]], probabilities: np.ndarray, labels: np.ndarray, path: Path
+) -> None:
+    """Reliability diagram (accuracy against confidence, per bin) beside the risk-coverage
+    curve (the error among the most confident answers, as more are kept)."""
+    from lenet5.inference.calibration import REFUSE_BELOW, risk_coverage
+
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+    filled = [b for b in bins if b["count"]]
+    left.bar(
+        [(b["low"] + b["high"]) / 2 for b in filled],
+        [b["accuracy"] for b in filled],
+        width=1 / len(bins),
+        edgecolor="black",
+        label="accuracy of the answers in the bin",
+    )
+    left.plot([0, 1], [0, 1], "k--", label="perfect calibration")
+    left.axvline(REFUSE_BELOW, color="tab:red", linestyle=":", label='"not a digit" below')
+    left.set(xlabel="top probability", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1.02))
+    left.set_title("reliability diagram")
+    left.legend(fontsize=8, loc="upper left")
+    coverage, error = risk_coverage(probabilities, labels)
+    right.plot(coverage, 100 * error)
+    right.set(xlabel="share of answers kept (most confident first)", ylabel="error among them (%)")
+    right.set_title("risk against coverage")
+    right.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def save_figure(fig: Any, stem: Path) -> None:
     """Write `stem`.png and `stem`.svg (each atomically) and close the figure."""
     from lenet5.files import atomic_write

@@ -37,7 +37,8 @@ def add_parser(sub: Commands) -> None:
         "--plots",
         type=Path,
         metavar="DIR",
-        help="write the confusion matrix and the most confidently wrong images as PNG",
+        help="write the confusion matrix, the most confidently wrong images, the reliability "
+        "diagram and the risk-coverage curve as PNG",
     )
     add_data_args(p, dataset_default="the one the model was trained on", extra=(UCI_DIGITS,))
     add_engine_arg(p)
@@ -50,11 +51,12 @@ def run(args: argparse.Namespace) -> int:
 
     from lenet5.data.mnist import load_splits
     from lenet5.data.uci import load_uci_digits
+    from lenet5.inference.calibration import calibration_report
     from lenet5.inference.checkpoint import resolve_checkpoint
     from lenet5.inference.engines import OnnxModel, default_threads
     from lenet5.inference.evaluate import describe_split, evaluate, format_report, per_class_metrics
     from lenet5.inference.predict import probabilities
-    from lenet5.plots import plot_confident_errors, plot_confusion_matrix
+    from lenet5.plots import plot_calibration, plot_confident_errors, plot_confusion_matrix
 
     model, config = inference_model(args, threads=default_threads())
     device = "cpu" if isinstance(model, OnnxModel) else next(model.parameters()).device
@@ -65,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
         splits = load_splits(dataset, args.data_dir, progress=sys.stderr.isatty())
         split, split_name = getattr(splits, args.split).to(device), args.split
     result = evaluate(model, split, config.eval_batch_size)
+    images, labels = split.images.cpu().numpy(), split.labels.cpu().numpy()
+    probs = np.concatenate(
+        [probabilities(model, images[k : k + 1000]) for k in range(0, len(images), 1000)]
+    )
     report = {
         "checkpoint": str(resolve_checkpoint(args.checkpoint)),
         "engine": "onnxruntime" if isinstance(model, OnnxModel) else "torch",
@@ -75,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         "loss": result["loss"],
         "per_class": per_class_metrics(result["confusion_matrix"]),
         "confusion_matrix": result["confusion_matrix"],
+        **calibration_report(probs, labels),
     }
     if args.plots is not None:
         args.plots.mkdir(parents=True, exist_ok=True)
@@ -82,17 +89,11 @@ def run(args: argparse.Namespace) -> int:
         plot_confusion_matrix(
             result["confusion_matrix"], args.plots / "confusion_matrix.png", title
         )
-        images = split.images.cpu().numpy()
-        plot_confident_errors(
-            images,
-            split.labels.cpu().numpy(),
-            np.concatenate(
-                [probabilities(model, images[k : k + 1000]) for k in range(0, len(images), 1000)]
-            ),
-            args.plots / "confident_errors.png",
-        )
+        plot_confident_errors(images, labels, probs, args.plots / "confident_errors.png")
+        plot_calibration(report["reliability"], probs, labels, args.plots / "calibration.png")
         report["plots"] = [
-            str(args.plots / n) for n in ("confusion_matrix.png", "confident_errors.png")
+            str(args.plots / n)
+            for n in ("confusion_matrix.png", "confident_errors.png", "calibration.png")
         ]
     if args.json:
         print(json.dumps(report))

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lenet5.cli.common import (
     Commands,
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     import torch
 
     from lenet5.inference.predict import Prediction
+
+NOT_A_DIGIT = "not a digit"  # as lenet5.inference.predict says it (that module loads numpy)
 
 
 def add_parser(sub: Commands) -> None:
@@ -114,20 +116,33 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_prediction(args: argparse.Namespace, source: str, predictions: list[Prediction]) -> None:
-    number = "".join(str(p.digit) for p in predictions)
+    closest = "".join(str(p.digit) for p in predictions)
+    unread = [k for k, p in enumerate(predictions, 1) if p.refused]
     if args.json and args.multi:
-        digits = [{"digit": p.digit, "probabilities": p.probabilities} for p in predictions]
-        print(json.dumps({"path": source, "number": number, "digits": digits}), flush=True)
-    elif args.json:
-        pred = predictions[0]
-        answer = {"path": source, "digit": pred.digit, "probabilities": pred.probabilities}
+        answer: dict[str, Any] = {"path": source, "number": None if unread else closest}
+        if unread:
+            answer |= {"reason": f"{NOT_A_DIGIT} at position {unread[0]}", "closest": closest}
+        answer["digits"] = [p.answer() for p in predictions]
         print(json.dumps(answer), flush=True)
+    elif args.json:
+        print(json.dumps({"path": source, **predictions[0].answer()}), flush=True)
     elif args.multi:
         sure = "  ".join(f"{p.digit}: {p.probabilities[p.digit]:.3f}" for p in predictions)
-        print(f"{source}: {number}  ({sure})", flush=True)
+        if unread:
+            where = ", ".join(map(str, unread))
+            print(
+                f"{source}: not a number ({NOT_A_DIGIT} at {where}; closest: {closest}  ({sure}))",
+                flush=True,
+            )
+        else:
+            print(f"{source}: {closest}  ({sure})", flush=True)
+    elif predictions[0].refused:
+        pred = predictions[0]
+        top = pred.probabilities[pred.digit]
+        print(f"{source}: {NOT_A_DIGIT} (closest: {pred.digit}, {top:.2f})", flush=True)
     else:
-        top = "  ".join(f"{d}: {p:.3f}" for d, p in predictions[0].top(3))
-        print(f"{source}: {number}  ({top})", flush=True)
+        top3 = "  ".join(f"{d}: {p:.3f}" for d, p in predictions[0].top(3))
+        print(f"{source}: {closest}  ({top3})", flush=True)
 
 
 def _save_pictures(

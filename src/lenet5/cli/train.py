@@ -175,6 +175,14 @@ def _add_augmentation_flags(p: argparse.ArgumentParser) -> None:
         f"(flagged 1s, crossed 7s, open 4s, curled 9s) (default: {DEFAULTS.strokes})",
     )
     p.add_argument(
+        "--outliers",
+        type=non_negative_int,
+        metavar="N",
+        help="add N images that are not digits (letters, shapes, scribbles, two digits in one "
+        "box), taught as 'not a digit': equal probabilities for every digit "
+        f"(default: {DEFAULTS.outliers})",
+    )
+    p.add_argument(
         "--train-subset",
         type=non_negative_int,
         metavar="N",
@@ -183,7 +191,13 @@ def _add_augmentation_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _add_teacher_flags(p: argparse.ArgumentParser) -> None:
-    """Knowledge distillation from trained models."""
+    """Trained models a run starts from or learns from (knowledge distillation)."""
+    p.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="start from the weights of a trained model (checkpoint, run directory or "
+        "'bundled') instead of random ones (default: none)",
+    )
     p.add_argument(
         "--teacher",
         dest="teachers",

@@ -50,9 +50,9 @@ def font_dir() -> Path:
     return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 
 
-def render_glyph(font: ImageFont.FreeTypeFont, digit: int) -> np.ndarray:
-    """One digit as an ink map (H, W) in [0, 1], cropped to its ink."""
-    text = str(digit)
+def render_glyph(font: ImageFont.FreeTypeFont, glyph: int | str) -> np.ndarray:
+    """One digit (or letter) as an ink map (H, W) in [0, 1], cropped to its ink."""
+    text = str(glyph)
     left, top, right, bottom = (round(v) for v in font.getbbox(text))
     canvas = Image.new("L", (right - left + 8, bottom - top + 8), 0)
     ImageDraw.Draw(canvas).text((4 - left, 4 - top), text, fill=255, font=font)

@@ -74,6 +74,9 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [
         f"{describe_split(report)}: {report['examples']} images, accuracy "
         f"{report['accuracy']:.4f}, loss {report['loss']:.4f}",
+        f"calibration error (ECE, 15 bins) {report['ece']:.4f}; answered 'not a digit' "
+        f"{report['rejected']:.2%}; error among the most confident "
+        + ", ".join(f"{float(c):.0%}: {e:.2%}" for c, e in report["error_at_coverage"].items()),
         "",
         "class  precision  recall      f1  support",
     ]

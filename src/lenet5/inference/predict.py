@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from lenet5.config import TrainConfig
 from lenet5.data.preprocess import preprocess, split_digits
+from lenet5.inference.calibration import REFUSE_BELOW
 from lenet5.inference.engines import ONNX_EXTRA, Model, OnnxModel, onnxruntime_missing
 
 if TYPE_CHECKING:
@@ -49,11 +50,31 @@ def probabilities(model: Model, inputs: np.ndarray) -> np.ndarray:
     return predict(model, torch.from_numpy(inputs)).cpu().numpy()
 
 
+NOT_A_DIGIT = "not a digit"  # the reason given when no digit is likely enough
+
+
 @dataclass
 class Prediction:
-    digit: int
+    digit: int  # the most probable digit: the answer, or the closest guess when refused
     probabilities: list[float]  # 10 class probabilities
     image: np.ndarray  # the (28, 28) uint8 input the model saw
+
+    @property
+    def refused(self) -> bool:
+        """Whether the answer is "not a digit": no digit reaches REFUSE_BELOW."""
+        return self.probabilities[self.digit] < REFUSE_BELOW
+
+    def answer(self) -> dict[str, Any]:
+        """The JSON answer of the CLI and the API: the digit, or null with the reason and the
+        closest digit; the ten probabilities either way."""
+        if self.refused:
+            return {
+                "digit": None,
+                "reason": NOT_A_DIGIT,
+                "closest": self.digit,
+                "probabilities": self.probabilities,
+            }
+        return {"digit": self.digit, "probabilities": self.probabilities}
 
     def top(self, k: int = 3) -> list[tuple[int, float]]:
         order = np.argsort(self.probabilities)[::-1][:k]

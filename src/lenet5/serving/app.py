@@ -51,7 +51,11 @@ class Inside(BaseModel):
 
 
 class PredictResponse(BaseModel):
-    digit: int = Field(ge=0, le=9)
+    digit: int | None = Field(
+        ge=0, le=9, description="the digit read, or null: not a digit (see reason and closest)"
+    )
+    reason: str | None = Field(None, description="why there is no digit: 'not a digit'")
+    closest: int | None = Field(None, ge=0, le=9, description="with no digit: the closest one")
     probabilities: list[float] = Field(min_length=10, max_length=10)
     preprocessed: list[list[int]] = Field(description="the 28x28 input the model saw, 0-255")
     explain: Inside | None = Field(None, description="with ?explain=true: inside the network")
@@ -272,11 +276,7 @@ def _reading_router(batcher: Batcher, served: dict[str, Any]) -> APIRouter:
         result = await batcher.predict(x)
         # Built by hand: validating 784 numbers again per request would cost a tenth of the
         # request's time; the shape is PredictResponse's (the fuzz test checks every answer).
-        body: dict[str, Any] = {
-            "digit": result.digit,
-            "probabilities": result.probabilities,
-            "preprocessed": result.image.tolist(),
-        }
+        body: dict[str, Any] = {**result.answer(), "preprocessed": result.image.tolist()}
         if explain:
             loop = asyncio.get_running_loop()
             try:

@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from lenet5.config import TrainConfig
 from lenet5.data.augment import Distortion
 from lenet5.data.mnist import Split, Splits, batches, to_float
+from lenet5.data.shapes import NOT_A_DIGIT
 from lenet5.errors import WriteError
 from lenet5.files import append_line, atomic_write_text
 from lenet5.inference.calibration import fit_temperature
@@ -43,6 +44,8 @@ from lenet5.training.setup import (
     training_split,
 )
 
+OUTLIER_WEIGHT = 1.0  # of the not-a-digit images' loss against the digits'
+
 
 def train_one_epoch(
     model: nn.Module,
@@ -58,17 +61,15 @@ def train_one_epoch(
     teachers: Teachers | None = None,
 ) -> dict[str, float]:
     """One shuffled pass over `split` (this rank's shard of it); returns mean loss and accuracy
-    (on the inputs as trained, augmented or not). `on_step(loss, accuracy)` follows each batch.
+    (on the digits as trained, augmented or not). `on_step(loss, accuracy)` follows each batch.
     With `teachers`, the loss blends in their predictions on the same (augmented) inputs."""
     model.train()
-    loss_sum, correct, seen = 0.0, 0, 0
+    loss_sum, correct, seen, digits_seen = 0.0, 0, 0, 0
     for step, (x, y) in enumerate(batches(split, batch_size, generator, shard)):
         if augment:
             x = augment(x)
         logits = model(x)
-        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-        if teachers is not None:
-            loss = teachers.loss(loss, x, logits)
+        loss = batch_loss(logits, y, x, label_smoothing, teachers)
         loss_value = loss.item()
         if not math.isfinite(loss_value):
             raise TrainingError(f"the loss became {loss_value} at step {step + 1}")
@@ -77,13 +78,38 @@ def train_one_epoch(
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        batch_correct = int((logits.argmax(dim=1) == y).sum())
+        batch_correct = int((logits.argmax(dim=1) == y).sum())  # never right on NOT_A_DIGIT
+        batch_digits = len(y) - int((y == NOT_A_DIGIT).sum())
         loss_sum += loss_value * len(y)
         correct += batch_correct
         seen += len(y)
+        digits_seen += batch_digits
         if on_step is not None:
-            on_step(loss_value, batch_correct / len(y))
-    return {"loss": loss_sum / seen, "accuracy": correct / seen}
+            on_step(loss_value, batch_correct / max(batch_digits, 1))
+    return {"loss": loss_sum / seen, "accuracy": correct / max(digits_seen, 1)}
+
+
+def batch_loss(
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    x: torch.Tensor,
+    label_smoothing: float = 0.0,
+    teachers: Teachers | None = None,
+) -> torch.Tensor:
+    """Cross-entropy on the digits, blended with the teachers' predictions when there are
+    teachers. Images labelled NOT_A_DIGIT learn equal probabilities for every digit instead
+    (outlier exposure, Hendrycks et al. 2019), with weight OUTLIER_WEIGHT."""
+    outliers = y == NOT_A_DIGIT
+    if not bool(outliers.any()):
+        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+        return teachers.loss(loss, x, logits) if teachers is not None else loss
+    digits = ~outliers
+    loss = F.cross_entropy(logits[digits], y[digits], label_smoothing=label_smoothing)
+    if teachers is not None:
+        loss = teachers.loss(loss, x[digits], logits[digits])
+    uniform = -F.log_softmax(logits[outliers], dim=1).mean(dim=1)  # (K,), at least log 10
+    share = outliers.float().mean()
+    return (1 - share) * loss + share * OUTLIER_WEIGHT * uniform.mean()
 
 
 def fit(

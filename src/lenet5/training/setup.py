@@ -49,6 +49,7 @@ def check_config(config: TrainConfig) -> None:
         "blur",
         "fonts",
         "strokes",
+        "outliers",
         "train_subset",
     ):
         if getattr(config, name) < 0:
@@ -109,7 +110,8 @@ def init_model(config: TrainConfig, device: torch.device) -> nn.Module:
 
 def training_split(config: TrainConfig, train: Split) -> Split:
     """The images a run trains on: MNIST's training split (or its first `train_subset`), then
-    `fonts` copies of the font-rendered digits and `strokes` stroke-drawn digits per class."""
+    `fonts` copies of the font-rendered digits, `strokes` stroke-drawn digits per class,
+    `outliers` images that are not digits, and the corrections of a feedback store."""
     parts = [train.subset(config.train_subset) if config.train_subset else train]
     if config.fonts:
         from lenet5.data.fonts import font_digits
@@ -122,6 +124,10 @@ def training_split(config: TrainConfig, train: Split) -> Split:
         from lenet5.data.strokes import stroke_digits
 
         parts.append(stroke_digits(config.strokes, seed=config.seed))
+    if config.outliers:
+        from lenet5.data.shapes import non_digits
+
+        parts.append(non_digits(config.outliers, train, seed=config.seed))
     if config.feedback:
         from lenet5.data.feedback import correction_splits
 

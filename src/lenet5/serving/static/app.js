@@ -87,11 +87,16 @@ async function send(body, type, picture) {
       renderBars(null);
       return;
     }
-    digitOut.textContent = String(answer.digit);
-    answered = { picture, digit: answer.digit };
+    // No digit likely enough: "not a digit", the closest guess kept small beside it.
+    const refused = answer.digit === null;
+    const shown = refused ? answer.closest : answer.digit;
+    digitOut.textContent = refused ? "not a digit" : String(answer.digit);
+    digitOut.classList.toggle("refused", refused);
+    answered = { picture, digit: shown, refused };
     showTeach();
-    setStatus(`${(answer.probabilities[answer.digit] * 100).toFixed(1)}% sure`);
-    renderBars(answer.probabilities, answer.digit);
+    const sure = `${(answer.probabilities[shown] * 100).toFixed(1)}%`;
+    setStatus(refused ? `closest: ${shown}, ${sure}` : `${sure} sure`);
+    renderBars(answer.probabilities, shown);
     renderSeen(answer.preprocessed);
     renderInside(answer.explain);
     window.lenet5Answer = answer;  // for the curious, in the console (and the browser test)
@@ -236,7 +241,7 @@ for (let d = 0; d < 10; d++) {
   digitButtons.appendChild(button);
 }
 document.getElementById("confirm").addEventListener("click", () => {
-  if (answered) correct(answered.digit);
+  if (answered && !answered.refused) correct(answered.digit);
 });
 document.addEventListener("keydown", (event) => {
   if (/^[0-9]$/.test(event.key) && !event.ctrlKey && !event.metaKey && !event.altKey) {
@@ -248,8 +253,9 @@ function showTeach() {
   for (const button of teach.querySelectorAll("#confirm, #digits button")) {
     button.disabled = !answered;
   }
+  document.getElementById("confirm").disabled = !answered || answered.refused;
   document.getElementById("confirm").textContent =
-    answered ? `Yes, it is a ${answered.digit}` : "Yes";
+    answered && !answered.refused ? `Yes, it is a ${answered.digit}` : "Yes";
   if (answered) teachStatus.textContent = "";
 }
 
@@ -267,9 +273,10 @@ async function correct(label) {
       return;
     }
     teachStatus.classList.remove("error");
-    teachStatus.textContent = label === answered.digit
+    const read = answered.refused ? "not a digit" : answered.digit;
+    teachStatus.textContent = label === read
       ? `Kept: a ${label}, read right (correction #${answer.id}).`
-      : `Kept: a ${label}, read as ${answered.digit} (correction #${answer.id}).`;
+      : `Kept: a ${label}, read as ${read} (correction #${answer.id}).`;
     refreshCounts();
   } catch (error) {
     teachStatus.textContent = `cannot reach the server (${error})`;
