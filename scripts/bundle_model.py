@@ -1,12 +1,23 @@
 """Make a finished run the model shipped inside the package, with its card.
 
-The bundled model is the robust recipe distilled from three robust runs (docs/robustness.md):
+The bundled model is built in two stages (docs/robustness.md). First the robust recipe
+distilled from three robust runs (the bundled model of lenet5 0.1.0):
 
     for s in 0 1 2; do lenet5 train --recipe robust --seed $s --run-dir runs/robust-s$s; done
     lenet5 train --recipe robust --seed 0 --epochs 60 --distill 1.0 --temperature 1.0 \
         --teacher runs/robust-s0 --teacher runs/robust-s1 --teacher runs/robust-s2 \
         --run-dir runs/bundled
     LENET5_DATA=../shared/data/mnist python scripts/bundle_model.py runs/bundled
+
+Then that model, saved as a file, learns to answer "not a digit" while it keeps its own answers
+on the digits (it is its own teacher), and is calibrated at the end of the run:
+
+    cp src/lenet5/weights/lenet5-robust.pt runs/lenet5-robust-0.1.pt
+    lenet5 train --recipe robust --seed 0 --epochs 10 --lr 0.001 --outliers 40000 \
+        --distill 1.0 --temperature 1.0 --teacher runs/lenet5-robust-0.1.pt \
+        --init-from runs/lenet5-robust-0.1.pt --run-dir runs/not-a-digit
+    LENET5_DATA=../shared/data/mnist python scripts/bundle_model.py runs/not-a-digit \
+        --base-card card-0.1.json   # the first stage's card, kept in the new one
 
 writes src/lenet5/weights/lenet5-robust.pt (the run's final weights and config, no optimizer
 state), lenet5-robust.onnx (the same network for onnxruntime, checked against PyTorch on the
@@ -37,6 +48,7 @@ from lenet5.inference.export import compare_with_onnx, export_onnx
 
 RECIPE = "robust"
 DISTILLATION = ("epochs", "teachers", "distill", "temperature")  # what a distilled run may change
+NOT_A_DIGIT = (*DISTILLATION, "init_from", "outliers", "lr")  # and the second stage
 
 
 def finished_run(
@@ -64,9 +76,15 @@ def train_command(config: TrainConfig, run_dir: str = "") -> str:
     words = ["lenet5 train", f"--recipe {RECIPE}", f"--seed {config.seed}"]
     if config.epochs != RECIPES[RECIPE]["epochs"]:
         words.append(f"--epochs {config.epochs}")
+    if config.lr != RECIPES[RECIPE]["lr"]:
+        words.append(f"--lr {config.lr}")
+    if config.outliers:
+        words.append(f"--outliers {config.outliers}")
     if config.teachers:
         words += [f"--distill {config.distill}", f"--temperature {config.temperature}"]
         words += [f"--teacher {teacher}" for teacher in config.teachers]
+    if config.init_from:
+        words.append(f"--init-from {config.init_from}")
     if run_dir:
         words.append(f"--run-dir {run_dir}")
     return " ".join(words)
@@ -75,12 +93,29 @@ def train_command(config: TrainConfig, run_dir: str = "") -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, help="a finished robust run (distilled or plain)")
+    parser.add_argument(
+        "--base-card",
+        type=Path,
+        help="the card of the model a second-stage run started from (its --init-from file)",
+    )
     args = parser.parse_args()
-    config, state = finished_run(args.run_dir, DISTILLATION)
-    # Each teacher must be a plain robust run, so that its command reproduces it.
-    teachers = [
-        {"run": run, "command": train_command(finished_run(run)[0], run)} for run in config.teachers
-    ]
+    config, state = finished_run(args.run_dir, NOT_A_DIGIT if args.base_card else DISTILLATION)
+    base = None
+    if args.base_card:
+        # The second stage: its base model is its teacher too, and its card says how it was made.
+        base = json.loads(args.base_card.read_text())
+        start = Path(config.init_from)
+        if config.teachers != [config.init_from] or not start.is_file():
+            raise SystemExit(f"{args.run_dir} must start from and learn from one model file")
+        if hashlib.sha256(start.read_bytes()).hexdigest() != base["sha256"]:
+            raise SystemExit(f"{start} is not the model of {args.base_card}")
+        teachers = [{"file": config.init_from, "card": base}]
+    else:
+        # Each teacher must be a plain robust run, so that its command reproduces it.
+        teachers = [
+            {"run": run, "command": train_command(finished_run(run)[0], run)}
+            for run in config.teachers
+        ]
     model, _ = load_model(args.run_dir)
     with tempfile.TemporaryDirectory() as tmp:  # weights only, written like any checkpoint
         slim = Path(tmp) / "model.pt"
@@ -110,6 +145,7 @@ def main() -> None:
         "test_accuracy": evaluate(model, splits.test)["accuracy"],
         "val_accuracy": evaluate(model, splits.val)["accuracy"],
         "uci_digits_accuracy": evaluate(model, load_uci_digits())["accuracy"],
+        "calibration_temperature": float(model.get_buffer("temperature")),
         "config": config.to_dict(),
     }
     atomic_write(BUNDLED, lambda f: f.write(raw))

