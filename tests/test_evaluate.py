@@ -47,6 +47,18 @@ def test_cli_matches_the_recorded_test_accuracy(
     assert report["accuracy"] == recorded["test_accuracy"]  # to the last digit
     assert {"accuracy", "loss", "per_class", "confusion_matrix"} <= set(report)
     assert len(report["per_class"]) == 10 and sum(map(sum, report["confusion_matrix"])) == 300
+    # Calibration and refusals, from the same probabilities as a second computation here.
+    from lenet5.data import mnist
+    from lenet5.inference.calibration import calibration_report
+    from lenet5.inference.checkpoint import load_model
+    from lenet5.inference.predict import probabilities
+
+    test = mnist.load_splits(data_dir=directory).test
+    probs = probabilities(load_model(run)[0], test.images.numpy())
+    expected = calibration_report(probs, test.labels.numpy())
+    for key in ("ece", "rejected", "error_at_coverage"):
+        assert report[key] == pytest.approx(expected[key])
+    assert sum(b["count"] for b in report["reliability"]) == 300
 
 
 def test_cli_text_report_and_plots(
@@ -70,7 +82,8 @@ def test_cli_text_report_and_plots(
     out = capsys.readouterr().out
     assert out.startswith("mnist val split: 5000 images, accuracy")
     assert "confusion matrix (rows: true digit" in out
-    for name in ("confusion_matrix.png", "confident_errors.png"):
+    assert "calibration error (ECE, 15 bins) " in out and "answered 'not a digit' " in out
+    for name in ("confusion_matrix.png", "confident_errors.png", "calibration.png"):
         assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

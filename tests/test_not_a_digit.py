@@ -21,7 +21,8 @@ from lenet5.inference.checkpoint import load_model, save_checkpoint
 from lenet5.inference.predict import Prediction, predict_image
 from lenet5.models import build_model
 from lenet5.serving.app import create_app
-from lenet5.training.loop import OUTLIER_WEIGHT, batch_loss, fit
+from lenet5.training.loop import fit
+from lenet5.training.losses import OUTLIER_WEIGHT, batch_loss
 
 from conftest import synthetic_digits, write_dataset
 

@@ -74,12 +74,15 @@ def plot_confident_errors(
 
 
 def plot_calibration(
-    bins: list[dict[str, float]], probabilities: np.ndarray, labels: np.ndarray, path: Path
+    bins: list[dict[str, float]],
+    coverage: np.ndarray,
+    error: np.ndarray,
+    refuse_below: float,
+    path: Path,
 ) -> None:
-    """Reliability diagram (accuracy against confidence, per bin) beside the risk-coverage
-    curve (the error among the most confident answers, as more are kept)."""
-    from lenet5.inference.calibration import REFUSE_BELOW, risk_coverage
-
+    """Reliability diagram (accuracy against confidence, per bin; "not a digit" under
+    `refuse_below`) beside the risk-coverage curve (the error among the most confident answers,
+    as more are kept)."""
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
     filled = [b for b in bins if b["count"]]
@@ -91,11 +94,10 @@ def plot_calibration(
         label="accuracy of the answers in the bin",
     )
     left.plot([0, 1], [0, 1], "k--", label="perfect calibration")
-    left.axvline(REFUSE_BELOW, color="tab:red", linestyle=":", label='"not a digit" below')
+    left.axvline(refuse_below, color="tab:red", linestyle=":", label='"not a digit" below')
     left.set(xlabel="top probability", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1.02))
     left.set_title("reliability diagram")
     left.legend(fontsize=8, loc="upper left")
-    coverage, error = risk_coverage(probabilities, labels)
     right.plot(coverage, 100 * error)
     right.set(xlabel="share of answers kept (most confident first)", ylabel="error among them (%)")
     right.set_title("risk against coverage")

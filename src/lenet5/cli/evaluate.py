@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     from lenet5.data.mnist import load_splits
     from lenet5.data.uci import load_uci_digits
-    from lenet5.inference.calibration import calibration_report
+    from lenet5.inference.calibration import REFUSE_BELOW, calibration_report, risk_coverage
     from lenet5.inference.checkpoint import resolve_checkpoint
     from lenet5.inference.engines import OnnxModel, default_threads
     from lenet5.inference.evaluate import describe_split, evaluate, format_report, per_class_metrics
@@ -90,7 +90,10 @@ def run(args: argparse.Namespace) -> int:
             result["confusion_matrix"], args.plots / "confusion_matrix.png", title
         )
         plot_confident_errors(images, labels, probs, args.plots / "confident_errors.png")
-        plot_calibration(report["reliability"], probs, labels, args.plots / "calibration.png")
+        coverage, error = risk_coverage(probs, labels)
+        plot_calibration(
+            report["reliability"], coverage, error, REFUSE_BELOW, args.plots / "calibration.png"
+        )
         report["plots"] = [
             str(args.plots / n)
             for n in ("confusion_matrix.png", "confident_errors.png", "calibration.png")

@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -25,13 +24,14 @@ from lenet5.data.shapes import NOT_A_DIGIT
 from lenet5.errors import WriteError
 from lenet5.files import append_line, atomic_write_text
 from lenet5.inference.calibration import fit_temperature
-from lenet5.inference.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
+from lenet5.inference.checkpoint import BEST, LAST, save_checkpoint
 from lenet5.inference.evaluate import evaluate
-from lenet5.models import count_parameters, set_temperature, with_temperature
+from lenet5.models import count_parameters, set_temperature
 from lenet5.training.distill import TeacherError, Teachers, load_teachers
 from lenet5.training.distributed import rank_and_world, seed_rank
 from lenet5.training.locks import hold
 from lenet5.training.logger import RunLogger
+from lenet5.training.losses import batch_loss
 from lenet5.training.optim import Optimizer, Schedule
 from lenet5.training.runs import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, dump_json, read_metrics
 from lenet5.training.setup import (
@@ -41,10 +41,10 @@ from lenet5.training.setup import (
     init_model,
     make_optimizer,
     make_scheduler,
+    restore,
+    steps_per_epoch,
     training_split,
 )
-
-OUTLIER_WEIGHT = 0.5  # of the non-digits' loss against the digits' (Hendrycks et al. 2019)
 
 
 def train_one_epoch(
@@ -87,29 +87,6 @@ def train_one_epoch(
         if on_step is not None:
             on_step(loss_value, batch_correct / max(batch_digits, 1))
     return {"loss": loss_sum / seen, "accuracy": correct / max(digits_seen, 1)}
-
-
-def batch_loss(
-    logits: torch.Tensor,
-    y: torch.Tensor,
-    x: torch.Tensor,
-    label_smoothing: float = 0.0,
-    teachers: Teachers | None = None,
-) -> torch.Tensor:
-    """Cross-entropy on the digits, blended with the teachers' predictions when there are
-    teachers. Images labelled NOT_A_DIGIT learn equal probabilities for every digit instead
-    (outlier exposure, Hendrycks et al. 2019), with weight OUTLIER_WEIGHT."""
-    outliers = y == NOT_A_DIGIT
-    if not bool(outliers.any()):
-        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-        return teachers.loss(loss, x, logits) if teachers is not None else loss
-    digits = ~outliers
-    loss = F.cross_entropy(logits[digits], y[digits], label_smoothing=label_smoothing)
-    if teachers is not None:
-        loss = teachers.loss(loss, x[digits], logits[digits])
-    uniform = -F.log_softmax(logits[outliers], dim=1).mean(dim=1)  # (K,), at least log 10
-    share = outliers.float().mean()
-    return (1 - share) * loss + share * OUTLIER_WEIGHT * uniform.mean()
 
 
 def fit(
@@ -158,11 +135,11 @@ def _fit(
     except TeacherError as exc:
         raise TrainingError(str(exc)) from None
     train = training_split(config, splits.train).to(device)
-    steps = _steps_per_epoch(len(train), config.batch_size, world)
+    steps = steps_per_epoch(len(train), config.batch_size, world)
     scheduler = make_scheduler(config, optimizer, steps)
     start_epoch, best_val = 0, -1.0
     if resume and (run_dir / LAST).is_file():
-        start_epoch, best_val = _restore(run_dir / LAST, model, optimizer, scheduler, device)
+        start_epoch, best_val = restore(run_dir / LAST, model, optimizer, scheduler, device)
     elif rank == 0:
         atomic_write_text(run_dir / CONFIG_FILE, dump_json(config.to_dict()))
     # DDP averages gradients across ranks, and starts by copying rank 0's weights to the others.
@@ -195,39 +172,6 @@ def _fit(
     run.forget_after(start_epoch)
     logger = RunLogger(run_dir, start_epoch * steps if start_epoch else None, progress, report)
     return run.epochs(one_epoch, start_epoch, best_val, steps, logger)
-
-
-def _steps_per_epoch(images: int, batch_size: int, world: int) -> int:
-    """Batches per epoch: every image once, or, across ranks, whole global batches only."""
-    if world == 1:
-        return math.ceil(images / batch_size)
-    steps = images // (batch_size * world)
-    if steps == 0:
-        raise TrainingError(
-            f"{images} training images cannot fill one global batch of {batch_size} x {world} ranks"
-        )
-    return steps
-
-
-def _restore(
-    path: Path,
-    model: nn.Module,
-    optimizer: Optimizer,
-    scheduler: Schedule | None,
-    device: torch.device,
-) -> tuple[int, float]:
-    """Load the weights, optimizer, schedule and RNG state of a checkpoint; returns its epoch
-    and best validation accuracy."""
-    state = load_checkpoint(path, map_location=device)
-    model.load_state_dict(with_temperature(state["model"]))
-    set_temperature(model, 1.0)  # a finished run's calibration is fitted again at its end
-    optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None:
-        scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["rng_state"].cpu())
-    if "cuda_rng_state" in state and device.type == "cuda":
-        torch.cuda.set_rng_state_all(state["cuda_rng_state"])
-    return state["epoch"], state["best_val_accuracy"]
 
 
 class _MainRank:

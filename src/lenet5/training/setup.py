@@ -4,6 +4,7 @@ schedule, and the images it trains on."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -11,8 +12,8 @@ from torch import nn
 from lenet5.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from lenet5.data.mnist import DATASETS, Split
 from lenet5.errors import Lenet5Error
-from lenet5.inference.checkpoint import load_model
-from lenet5.models import INIT_NAMES, MODEL_NAMES, build_model, set_temperature
+from lenet5.inference.checkpoint import load_checkpoint, load_model
+from lenet5.models import INIT_NAMES, MODEL_NAMES, build_model, set_temperature, with_temperature
 from lenet5.training.optim import Cosine, OneCycle, Optimizer, Schedule
 
 
@@ -146,3 +147,36 @@ def training_split(config: TrainConfig, train: Split) -> Split:
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """Each epoch's shuffle depends on (seed, epoch) only, so a resumed run reshuffles alike."""
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
+def steps_per_epoch(images: int, batch_size: int, world: int) -> int:
+    """Batches per epoch: every image once, or, across ranks, whole global batches only."""
+    if world == 1:
+        return math.ceil(images / batch_size)
+    steps = images // (batch_size * world)
+    if steps == 0:
+        raise TrainingError(
+            f"{images} training images cannot fill one global batch of {batch_size} x {world} ranks"
+        )
+    return steps
+
+
+def restore(
+    path: Path,
+    model: nn.Module,
+    optimizer: Optimizer,
+    scheduler: Schedule | None,
+    device: torch.device,
+) -> tuple[int, float]:
+    """Load the weights, optimizer, schedule and RNG state of a checkpoint; returns its epoch
+    and best validation accuracy."""
+    state = load_checkpoint(path, map_location=device)
+    model.load_state_dict(with_temperature(state["model"]))
+    set_temperature(model, 1.0)  # a finished run's calibration is fitted again at its end
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng_state"].cpu())
+    if "cuda_rng_state" in state and device.type == "cuda":
+        torch.cuda.set_rng_state_all(state["cuda_rng_state"])
+    return state["epoch"], state["best_val_accuracy"]
