@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from lenet5.cli import main
@@ -27,6 +28,7 @@ from lenet5.data.feedback import (
     correction_splits,
 )
 from lenet5.data.preprocess import load_image, preprocess
+from lenet5.data.shapes import NOT_A_DIGIT
 from lenet5.inference.checkpoint import load_model, save_checkpoint
 from lenet5.training.finetune import FINETUNE_FILE
 from lenet5.training.runs import read_run_config
@@ -53,7 +55,37 @@ def test_rows_round_trip_with_everything_the_issue_lists(tmp_path: Path) -> None
     assert row.created.endswith("+00:00")  # UTC
     db = sqlite3.connect(tmp_path / "fb.sqlite")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+def test_not_a_digit_is_a_label_and_version_1_files_are_upgraded(tmp_path: Path) -> None:
+    """Schema 2 lets a correction say "not a digit" (label 10); a version 1 file (digits only)
+    is upgraded in place with its rows, ids and all."""
+    old = tmp_path / "v1.sqlite"
+    db = sqlite3.connect(old)
+    db.execute(
+        "CREATE TABLE corrections (id INTEGER PRIMARY KEY, created TEXT NOT NULL, label INTEGER "
+        "NOT NULL CHECK (label BETWEEN 0 AND 9), predicted INTEGER NOT NULL CHECK (predicted "
+        "BETWEEN 0 AND 9), probabilities TEXT NOT NULL, input BLOB NOT NULL CHECK "
+        "(length(input) = 784), image BLOB, model TEXT NOT NULL)"
+    )
+    db.execute(
+        "INSERT INTO corrections VALUES (5, '2026-11-30T00:00:00.000+00:00', 3, 8, ?, ?, NULL, "
+        "'m')",
+        (json.dumps([0.1] * 10), bytes(784)),
+    )
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    with FeedbackStore(old) as store:
+        (kept,) = store.corrections()
+        assert (kept.id, kept.label, kept.predicted) == (5, 3, 8)
+        added = _add(store, NOT_A_DIGIT, predicted=4)
+        assert [r.label for r in store.corrections()] == [3, NOT_A_DIGIT] and added == 6
+        assert store.stats()["per_label"]["not-a-digit"] == 1
+        with pytest.raises(FeedbackError, match="not a digit"):
+            _add(store, NOT_A_DIGIT + 1)
+    assert sqlite3.connect(old).execute("PRAGMA user_version").fetchone()[0] == 2
 
 
 def test_stats_count_labels_and_pairs(tmp_path: Path) -> None:
@@ -62,7 +94,8 @@ def test_stats_count_labels_and_pairs(tmp_path: Path) -> None:
             _add(store, label, predicted)
         stats = store.stats()
     assert stats["total"] == 4
-    assert stats["per_label"] == {**{str(d): 0 for d in range(10)}, "1": 3, "4": 1}
+    expected = {**{str(d): 0 for d in range(10)}, "1": 3, "4": 1, "not-a-digit": 0}
+    assert stats["per_label"] == expected
     pairs = {(p["predicted"], p["label"]): p["count"] for p in stats["pairs"]}
     assert pairs == {(7, 1): 2, (1, 1): 1, (9, 4): 1}
 
@@ -70,7 +103,9 @@ def test_stats_count_labels_and_pairs(tmp_path: Path) -> None:
 def test_bad_rows_are_refused_and_nothing_is_stored(tmp_path: Path) -> None:
     with FeedbackStore(tmp_path / "fb.sqlite", max_rows=2) as store:
         with pytest.raises(FeedbackError, match="label must be a digit"):
-            store.add(10, 0, [0.1] * 10, np.zeros((28, 28), np.uint8), None, "m")
+            store.add(11, 0, [0.1] * 10, np.zeros((28, 28), np.uint8), None, "m")
+        with pytest.raises(FeedbackError, match="label must be a digit"):
+            store.add(-1, 0, [0.1] * 10, np.zeros((28, 28), np.uint8), None, "m")
         with pytest.raises(FeedbackError, match="28x28"):
             store.add(1, 0, [0.1] * 10, np.zeros((27, 28), np.uint8), None, "m")
         _add(store, 1)
@@ -88,10 +123,10 @@ def test_newer_schema_and_foreign_files_are_refused(tmp_path: Path) -> None:
     newer = tmp_path / "newer.sqlite"
     FeedbackStore(newer).close()
     db = sqlite3.connect(newer)
-    db.execute("PRAGMA user_version = 2")
+    db.execute("PRAGMA user_version = 3")
     db.commit()
     db.close()
-    with pytest.raises(FeedbackError, match="schema version 2, newer than this lenet5"):
+    with pytest.raises(FeedbackError, match="schema version 3, newer than this lenet5"):
         FeedbackStore(newer)
     other = tmp_path / "other.sqlite"
     db = sqlite3.connect(other)
@@ -173,6 +208,26 @@ def test_holdout_is_per_label_and_seeded(tmp_path: Path) -> None:
     assert np.array_equal(learn.images.numpy(), again.images.numpy())
     until, _ = correction_splits(TrainConfig(feedback=str(path), feedback_until=50))
     assert len(until) + round(0.2 * 5) * 10 == 50
+    with FeedbackStore(path) as store:  # "not a digit" corrections are cut the same way
+        for _ in range(10):
+            _add(store, NOT_A_DIGIT)
+    learn, held = correction_splits(config)
+    assert np.bincount(held.labels.numpy(), minlength=11).tolist() == [2] * 11
+    assert int((learn.labels == NOT_A_DIGIT).sum()) == 8
+
+
+def test_answered_as_labelled_counts_refusals() -> None:
+    """A "not a digit" correction is right when the reader refuses; a digit when it reads it."""
+    from lenet5.models import build_model
+    from lenet5.training.finetune import answered_as_labelled
+
+    undecided = build_model("lenet5")
+    with torch.no_grad():
+        undecided.get_submodule("fc3").weight.zero_()
+        undecided.get_submodule("fc3").bias.zero_()  # 0.1 for every digit: always refused
+    images = torch.zeros(4, 28, 28, dtype=torch.uint8)
+    labels = torch.tensor([NOT_A_DIGIT, NOT_A_DIGIT, NOT_A_DIGIT, 0])
+    assert answered_as_labelled(undecided, data.Split(images, labels)) == 0.75
 
 
 def test_finetune_learns_a_style_the_model_lacks(

@@ -128,6 +128,11 @@ def test_counts_say_where_corrections_are_kept(client: TestClient, store: Feedba
     counts = client.get("/api/feedback").json()
     assert counts["file"] == str(store.path.resolve())
     assert counts["total"] == 3 and counts["per_label"]["1"] == 2 and counts["per_label"]["4"] == 1
+    answer = client.post(
+        "/api/feedback", files={"file": ("d.png", png)}, data={"label": "not-a-digit"}
+    )
+    assert answer.status_code == 201
+    assert client.get("/api/feedback").json()["per_label"]["not-a-digit"] == 1
     assert counts["limit"] == 5
 
 

@@ -34,7 +34,7 @@ def add_parser(sub: Commands) -> None:
 def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from lenet5.data.feedback import open_existing
+    from lenet5.data.feedback import label_name, open_existing
     from lenet5.files import atomic_write
 
     with open_existing(args.file) as store:
@@ -46,12 +46,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"{args.file}: {stats['total']} corrections")
             print("label " + "".join(f"{d:>6}" for d in range(10)))
             print("count " + "".join(f"{stats['per_label'][str(d)]:>6}" for d in range(10)))
+            print(f"not a digit: {stats['per_label']['not-a-digit']}")
             for pair in sorted(stats["pairs"], key=lambda p: -p["count"]):
-                print(f"read {pair['predicted']} for {pair['label']}: {pair['count']}")
+                label = label_name(pair["label"]).replace("-", " ")
+                print(f"read {pair['predicted']} for {label}: {pair['count']}")
             return 0
         written = 0
         for row in store.corrections():
-            path = args.directory / f"{row.id}_{row.label}.png"
+            path = args.directory / f"{row.id}_{label_name(row.label)}.png"
             picture = Image.fromarray(row.input)
             try:
                 atomic_write(path, lambda f, picture=picture: picture.save(f, format="PNG"))

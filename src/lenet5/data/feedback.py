@@ -1,6 +1,7 @@
 """Corrections of the model's answers, kept in one SQLite file (WAL, versioned schema, capped).
 
-Each row holds what is needed to learn from it and to audit it later: the label the user gave,
+Each row holds what is needed to learn from it and to audit it later: the label the user gave
+(a digit, or NOT_A_DIGIT: the drawing is no digit at all),
 the digit and probabilities the model answered, the 28x28 input the model saw, the uploaded
 image's bytes (when under MAX_IMAGE_BYTES) and the model that answered. A row is committed with
 synchronous=FULL before `add` returns, so a correction that was acknowledged survives a crash
@@ -23,19 +24,20 @@ import torch
 
 from lenet5.config import TrainConfig
 from lenet5.data.mnist import Split
+from lenet5.data.shapes import NOT_A_DIGIT
 from lenet5.errors import Lenet5Error
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: labels may be NOT_A_DIGIT (10); version 1 files are upgraded
 MAX_ROWS = 100_000  # the store refuses corrections beyond this many
 MAX_IMAGE_BYTES = 1 << 20  # larger uploads keep only their 28x28 input
 BUSY_TIMEOUT_MS = 5_000  # how long a writer waits for another one
 SIZE = 28
 
 _SCHEMA = """
-CREATE TABLE corrections (
+CREATE TABLE {table} (
     id INTEGER PRIMARY KEY,
     created TEXT NOT NULL,                          -- UTC, ISO 8601
-    label INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9),
+    label INTEGER NOT NULL CHECK (label BETWEEN 0 AND 10), -- 10: not a digit
     predicted INTEGER NOT NULL CHECK (predicted BETWEEN 0 AND 9),
     probabilities TEXT NOT NULL,                    -- JSON list of 10 numbers
     input BLOB NOT NULL CHECK (length(input) = 784), -- the 28x28 uint8 input, row by row
@@ -43,6 +45,11 @@ CREATE TABLE corrections (
     model TEXT NOT NULL                             -- which model answered
 )
 """
+
+
+def label_name(label: int) -> str:
+    """How a label is written in counts and file names: "7", or "not-a-digit"."""
+    return "not-a-digit" if label == NOT_A_DIGIT else str(label)
 
 
 class FeedbackError(Lenet5Error):
@@ -93,11 +100,29 @@ class FeedbackStore:
                 if tables:
                     raise FeedbackError(f"{self.path}: an SQLite file, but not a feedback store")
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.execute(_SCHEMA)
+                self._db.execute(_SCHEMA.format(table="corrections"))
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 self._db.execute("COMMIT")
+            elif version == 1:
+                self._upgrade_from_1()
         except sqlite3.DatabaseError as exc:
             raise FeedbackError(f"{self.path}: not a usable feedback store ({exc})") from None
+
+    def _upgrade_from_1(self) -> None:
+        """Version 1 allowed digit labels only; SQLite cannot change a CHECK in place, so the
+        rows move to a table of the new schema, in one transaction (all or nothing)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if self._db.execute("PRAGMA user_version").fetchone()[0] == 1:  # not done meanwhile
+                self._db.execute(_SCHEMA.format(table="corrections_2"))
+                self._db.execute("INSERT INTO corrections_2 SELECT * FROM corrections")
+                self._db.execute("DROP TABLE corrections")
+                self._db.execute("ALTER TABLE corrections_2 RENAME TO corrections")
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self._db.close()
@@ -118,8 +143,10 @@ class FeedbackStore:
         model: str,
     ) -> int:
         """Store one correction durably; its id. Raises StoreFull when at the cap."""
-        if not 0 <= label <= 9:
-            raise FeedbackError(f"label must be a digit 0-9, got {label}")
+        if not 0 <= label <= NOT_A_DIGIT:
+            raise FeedbackError(
+                f"label must be a digit 0-9 or {NOT_A_DIGIT} (not a digit), got {label}"
+            )
         if pixels.shape != (SIZE, SIZE) or pixels.dtype != np.uint8:
             raise FeedbackError(f"the input must be 28x28 uint8, got {pixels.shape}")
         if image is not None and len(image) > MAX_IMAGE_BYTES:
@@ -177,9 +204,9 @@ class FeedbackStore:
             pairs = self._db.execute(
                 "SELECT predicted, label, count(*) FROM corrections GROUP BY predicted, label"
             ).fetchall()
-        per_label = {str(d): 0 for d in range(10)}
+        per_label = {label_name(d): 0 for d in range(NOT_A_DIGIT + 1)}
         for _, label, n in pairs:
-            per_label[str(label)] += n
+            per_label[label_name(label)] += n
         return {
             "total": sum(n for _, _, n in pairs),
             "per_label": per_label,
@@ -218,7 +245,7 @@ def correction_splits(config: TrainConfig) -> tuple[Split, Split]:
         ]
     rng = np.random.default_rng(config.seed)
     learn, held = [], []
-    for label in range(10):
+    for label in range(NOT_A_DIGIT + 1):
         of_label = [r for r in rows if r.label == label]
         order = rng.permutation(len(of_label))
         kept_apart = round(len(of_label) * config.feedback_holdout)

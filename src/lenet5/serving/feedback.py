@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from lenet5.data.feedback import FeedbackError, FeedbackStore, StoreFull
+from lenet5.data.shapes import NOT_A_DIGIT
 from lenet5.inference.predict import Prediction
 from lenet5.serving.uploads import ApiError, model_input, read_upload
 
@@ -36,12 +37,15 @@ class FeedbackCounts(BaseModel):
 
 
 def _label(fields: dict[str, Any]) -> int:
+    """A digit 0-9, or "not-a-digit" (NOT_A_DIGIT, 10) for a drawing that is no digit."""
     value = fields.get("label")
     if isinstance(value, str) and value.strip() in tuple("0123456789"):
         return int(value)
+    if isinstance(value, str) and value.strip() == "not-a-digit":
+        return NOT_A_DIGIT
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9:
         return value
-    raise ApiError(422, "label: give the right digit, 0-9")
+    raise ApiError(422, "label: give the right digit, 0-9, or not-a-digit")
 
 
 def feedback_router(

@@ -14,15 +14,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from lenet5.config import FinetuneSettings
 from lenet5.data.feedback import FeedbackError, correction_splits, open_existing
-from lenet5.data.mnist import Splits
+from lenet5.data.mnist import Split, Splits
+from lenet5.data.shapes import NOT_A_DIGIT
 from lenet5.files import atomic_write_text
 from lenet5.inference.bundled import BUNDLED
+from lenet5.inference.calibration import refused
 from lenet5.inference.checkpoint import load_model, resolve_checkpoint
 from lenet5.inference.evaluate import evaluate
+from lenet5.inference.predict import probabilities
 from lenet5.training.loop import fit
 
 FINETUNE_FILE = "finetune.json"
@@ -72,9 +76,7 @@ def finetune(
 
     def measure(model: torch.nn.Module) -> dict[str, float | None]:
         return {
-            "corrections_accuracy": evaluate(model, held.to(device))["accuracy"]
-            if len(held)
-            else None,
+            "corrections_accuracy": answered_as_labelled(model, held) if len(held) else None,
             "val_accuracy": evaluate(model, val)["accuracy"],
         }
 
@@ -98,6 +100,14 @@ def finetune(
     }
     atomic_write_text(Path(run_dir) / FINETUNE_FILE, json.dumps(result, indent=2) + "\n")
     return result
+
+
+def answered_as_labelled(model: torch.nn.Module, corrections: Split) -> float:
+    """The share of corrections a reader now answers as the user labelled them: the digit, or
+    "not a digit" (a digit answered "not a digit" counts as wrong)."""
+    probs = probabilities(model, corrections.images.cpu().numpy())
+    said = np.where(refused(probs), NOT_A_DIGIT, probs.argmax(axis=1))
+    return float((said == corrections.labels.cpu().numpy()).mean())
 
 
 def format_result(result: dict[str, Any]) -> str:

@@ -240,6 +240,13 @@ for (let d = 0; d < 10; d++) {
   button.addEventListener("click", () => correct(d));
   digitButtons.appendChild(button);
 }
+// A drawing that is no digit at all (a letter, a scribble) is taught as such too.
+const notADigit = document.createElement("button");
+notADigit.type = "button";
+notADigit.textContent = "not a digit";
+notADigit.dataset.digit = "not-a-digit";
+notADigit.addEventListener("click", () => correct("not-a-digit"));
+digitButtons.appendChild(notADigit);
 document.getElementById("confirm").addEventListener("click", () => {
   if (answered && !answered.refused) correct(answered.digit);
 });
@@ -273,10 +280,12 @@ async function correct(label) {
       return;
     }
     teachStatus.classList.remove("error");
-    const read = answered.refused ? "not a digit" : answered.digit;
+    const read = answered.refused ? "not-a-digit" : answered.digit;
+    const named = (value) => value === "not-a-digit" ? "not a digit" : `a ${value}`;
     teachStatus.textContent = label === read
-      ? `Kept: a ${label}, read right (correction #${answer.id}).`
-      : `Kept: a ${label}, read as ${read} (correction #${answer.id}).`;
+      ? `Kept: ${named(label)}, read right (correction #${answer.id}).`
+      : `Kept: ${named(label)}, read as ${named(read).replace(/^a /, "")} ` +
+        `(correction #${answer.id}).`;
     refreshCounts();
   } catch (error) {
     teachStatus.textContent = `cannot reach the server (${error})`;
