@@ -289,6 +289,48 @@ def test_drawing_in_a_real_browser(mnist_run: Path, tmp_path: Path) -> None:
     assert "Traceback" not in log
 
 
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
+def test_the_page_says_not_a_digit(tmp_path: Path) -> None:
+    """The bundled model on the page: a letter is answered "not a digit" with the closest digit
+    small beside it, and can be kept as a "not a digit" correction."""
+    from playwright.sync_api import expect, sync_playwright
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "lenet5", "serve", "--port", str(port)),
+            *("--feedback", str(tmp_path / "fb.sqlite")),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(url, server, timeout=30)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
+            )
+            page = browser.new_page(viewport={"width": 1024, "height": 900})  # a desktop
+            page.goto(url)
+            page.set_input_files("#file", str(EXAMPLES / "letter-a.png"))
+            expect(page.locator("#digit")).to_have_text("not a digit", timeout=10_000)
+            expect(page.locator("#status")).to_contain_text("closest: 4")
+            expect(page.locator("#confirm")).to_be_disabled()
+            page.click("button[data-digit='not-a-digit']")
+            expect(page.locator("#teach-status")).to_contain_text("Kept: not a digit, read right")
+            expect(page.locator("#counts")).to_contain_text("not a digit: 1")
+            shot = Path(os.environ.get("LENET5_SCREENSHOT_REFUSED", tmp_path / "refused.png"))
+            page.screenshot(path=str(shot), full_page=True)
+            browser.close()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        log, _ = server.communicate(timeout=20)
+    assert "Traceback" not in log
+
+
 def _check_inside_panel(page) -> None:  # type: ignore[no-untyped-def]
     """The page's panel draws every map and the saliency with the API's numbers: each
     canvas pixel is the colour its value maps to (gray scaled per layer; blue-white-red)."""

@@ -301,7 +301,7 @@ async function refreshCounts() {
   document.getElementById("store-file").textContent = counts.file;
   document.getElementById("counts").textContent =
     `${counts.total} correction${counts.total === 1 ? "" : "s"}: ` +
-    Object.entries(counts.per_label).map(([d, n]) => `${d}: ${n}`).join(", ");
+    Object.entries(counts.per_label).map(([d, n]) => `${d.replace(/-/g, " ")}: ${n}`).join(", ");
 }
 // Learning: POST /api/learn fine-tunes on the corrections in the background; the page follows
 // GET /api/learn until the server swaps to the new model (or refuses it, saying why).
