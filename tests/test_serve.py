@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -11,7 +12,9 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -206,6 +209,42 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextlib.contextmanager
+def _served(*flags: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """`lenet5 serve FLAGS` on a free port: its URL, and, once the block ends and the server
+    has stopped on SIGTERM, its log and exit status in the dict."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "lenet5", "serve", "--port", str(port), *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url, ended = f"http://127.0.0.1:{port}", dict[str, Any]()
+    try:
+        wait_until_serving(url, server, timeout=30)
+        yield url, ended
+    finally:
+        server.send_signal(signal.SIGTERM)
+        ended["log"], _ = server.communicate(timeout=20)
+        ended["returncode"] = server.returncode
+
+
+def _chromium(p):  # type: ignore[no-untyped-def]
+    return p.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    )
+
+
 def _stroke(page, box, points: list[tuple[float, float]]) -> None:  # type: ignore[no-untyped-def]
     """Drag the mouse through `points` given as fractions of the canvas."""
     x0, y0 = box["x"], box["y"]
@@ -232,58 +271,33 @@ DRAWINGS = {
 def test_drawing_in_a_real_browser(mnist_run: Path, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "lenet5", "serve", "--model", str(mnist_run)),
-            *("--port", str(port), "--feedback", str(tmp_path / "fb.sqlite")),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(url, server, timeout=30)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM,
-                headless=True,
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                ],
-            )
-            page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
-            page.goto(url)
-            box = page.locator("#pad").bounding_box()
-            for digit, strokes in DRAWINGS.items():
-                page.click("#clear")
-                for points in strokes:
-                    _stroke(page, box, points)
-                expect(page.locator("#digit")).to_have_text(digit, timeout=10_000)
-            _check_inside_panel(page)
-            page.keyboard.press("6")  # "no, it is a 6": a correction by key
-            expect(page.locator("#teach-status")).to_contain_text("Kept: a 6, read as 0")
-            expect(page.locator("#counts")).to_contain_text("1 correction: 0: 0, 1: 0")
-            expect(page.locator("#store-file")).to_have_text(str(tmp_path / "fb.sqlite"))
-            shot = Path(os.environ.get("LENET5_SCREENSHOT", tmp_path / "serve.png"))
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.read_bytes()[:4] == b"\x89PNG"
+    flags = ("--model", str(mnist_run), "--feedback", str(tmp_path / "fb.sqlite"))
+    with _served(*flags) as (url, ended), sync_playwright() as p:
+        browser = _chromium(p)
+        page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+        page.goto(url)
+        box = page.locator("#pad").bounding_box()
+        for digit, strokes in DRAWINGS.items():
             page.click("#clear")
-            page.set_input_files("#file", str(EXAMPLES / "seven.jpg"))
-            expect(page.locator("#digit")).to_have_text("7", timeout=10_000)
-            expect(page.locator("#bars li")).to_have_count(10)
-            browser.close()
-    finally:
-        server.send_signal(signal.SIGTERM)
-        log, _ = server.communicate(timeout=20)
+            for points in strokes:
+                _stroke(page, box, points)
+            expect(page.locator("#digit")).to_have_text(digit, timeout=10_000)
+        _check_inside_panel(page)
+        page.keyboard.press("6")  # "no, it is a 6": a correction by key
+        expect(page.locator("#teach-status")).to_contain_text("Kept: a 6, read as 0")
+        expect(page.locator("#counts")).to_contain_text("1 correction: 0: 0, 1: 0")
+        expect(page.locator("#store-file")).to_have_text(str(tmp_path / "fb.sqlite"))
+        shot = Path(os.environ.get("LENET5_SCREENSHOT", tmp_path / "serve.png"))
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.read_bytes()[:4] == b"\x89PNG"
+        page.click("#clear")
+        page.set_input_files("#file", str(EXAMPLES / "seven.jpg"))
+        expect(page.locator("#digit")).to_have_text("7", timeout=10_000)
+        expect(page.locator("#bars li")).to_have_count(10)
+        browser.close()
+    log = ended["log"]
     # uvicorn shuts down cleanly, then exits by the signal it caught (as Ctrl-C would).
-    assert server.returncode in (0, -signal.SIGTERM), log
+    assert ended["returncode"] in (0, -signal.SIGTERM), log
     assert "Application shutdown complete" in log
     assert 'POST /api/predict?explain=true HTTP/1.1" 200' in log  # one line per request
     assert "Traceback" not in log
@@ -296,39 +310,21 @@ def test_the_page_says_not_a_digit(tmp_path: Path) -> None:
     small beside it, and can be kept as a "not a digit" correction."""
     from playwright.sync_api import expect, sync_playwright
 
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "lenet5", "serve", "--port", str(port)),
-            *("--feedback", str(tmp_path / "fb.sqlite")),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(url, server, timeout=30)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
-            )
-            page = browser.new_page(viewport={"width": 1024, "height": 900})  # a desktop
-            page.goto(url)
-            page.set_input_files("#file", str(EXAMPLES / "letter-a.png"))
-            expect(page.locator("#digit")).to_have_text("not a digit", timeout=10_000)
-            expect(page.locator("#status")).to_contain_text("closest: 4")
-            expect(page.locator("#confirm")).to_be_disabled()
-            page.click("button[data-digit='not-a-digit']")
-            expect(page.locator("#teach-status")).to_contain_text("Kept: not a digit, read right")
-            expect(page.locator("#counts")).to_contain_text("not a digit: 1")
-            shot = Path(os.environ.get("LENET5_SCREENSHOT_REFUSED", tmp_path / "refused.png"))
-            page.screenshot(path=str(shot), full_page=True)
-            browser.close()
-    finally:
-        server.send_signal(signal.SIGTERM)
-        log, _ = server.communicate(timeout=20)
-    assert "Traceback" not in log
+    with _served("--feedback", str(tmp_path / "fb.sqlite")) as (url, ended), sync_playwright() as p:
+        browser = _chromium(p)
+        page = browser.new_page(viewport={"width": 1024, "height": 900})  # a desktop
+        page.goto(url)
+        page.set_input_files("#file", str(EXAMPLES / "letter-a.png"))
+        expect(page.locator("#digit")).to_have_text("not a digit", timeout=10_000)
+        expect(page.locator("#status")).to_contain_text("closest: 4")
+        expect(page.locator("#confirm")).to_be_disabled()
+        page.click("button[data-digit='not-a-digit']")
+        expect(page.locator("#teach-status")).to_contain_text("Kept: not a digit, read right")
+        expect(page.locator("#counts")).to_contain_text("not a digit: 1")
+        shot = Path(os.environ.get("LENET5_SCREENSHOT_REFUSED", tmp_path / "refused.png"))
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert "Traceback" not in ended["log"]
 
 
 def _check_inside_panel(page) -> None:  # type: ignore[no-untyped-def]

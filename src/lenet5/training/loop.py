@@ -292,15 +292,8 @@ class _MainRank:
         temperature = fit_temperature(logits.cpu().numpy(), self.val.labels.cpu().numpy())
         set_temperature(self.model, temperature)
         with interrupts_deferred():
-            save_checkpoint(
-                self.run_dir / LAST,
-                config=self.config,
-                model=self.model,
-                optimizer=self.optimizer,
-                scheduler=self.scheduler,
-                epoch=self.saved_epoch,
-                best_val_accuracy=max(r["val_accuracy"] for r in self.records),
-            )
+            best_val = max(r["val_accuracy"] for r in self.records)
+            self._save(self.saved_epoch, best_val, is_best=False)  # last.pt alone
         return temperature
 
     def _save(self, epoch: int, best_val: float, is_best: bool) -> None:
