@@ -21,8 +21,6 @@ if TYPE_CHECKING:
 
     from lenet5.inference.predict import Prediction
 
-NOT_A_DIGIT = "not a digit"  # as lenet5.inference.predict says it (that module loads numpy)
-
 
 def add_parser(sub: Commands) -> None:
     p = sub.add_parser(
@@ -116,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_prediction(args: argparse.Namespace, source: str, predictions: list[Prediction]) -> None:
+    from lenet5.inference.predict import NOT_A_DIGIT
+
     closest = "".join(str(p.digit) for p in predictions)
     unread = [k for k, p in enumerate(predictions, 1) if p.refused]
     if args.json and args.multi:
