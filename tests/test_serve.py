@@ -328,8 +328,9 @@ def test_the_page_says_not_a_digit(tmp_path: Path) -> None:
 
 
 def _check_inside_panel(page) -> None:  # type: ignore[no-untyped-def]
-    """The page's panel draws every map and the saliency with the API's numbers: each
-    canvas pixel is the colour its value maps to (gray scaled per layer; blue-white-red)."""
+    """The page's panel draws every map, conv1's kernels and the saliency with the API's
+    numbers: each canvas pixel is the colour its value maps to (gray scaled per layer;
+    blue-white-red for signed values)."""
     answer = page.evaluate("() => window.lenet5Answer")
     inside = answer["explain"]
     canvases = page.evaluate(
@@ -338,11 +339,13 @@ def _check_inside_panel(page) -> None:  # type: ignore[no-untyped-def]
             rgb: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)
                 .filter((_, i) => i % 4 !== 3)}))"""
     )
-    assert len(canvases) == 1 + 6 + 6 + 16 + 16
+    assert len(canvases) == 1 + 6 + 6 + 6 + 16 + 16
     for canvas in canvases:
-        if canvas["layer"] == "saliency":
-            values = np.array(inside["saliency"])
+        if canvas["layer"] in ("saliency", "kernels"):
+            values = np.array(inside[canvas["layer"]])
             t = values / np.abs(values).max()
+            if canvas["layer"] == "kernels":
+                t = t[canvas["index"]]
             fade = 255 * (1 - np.abs(t))
             expected = np.stack(
                 [

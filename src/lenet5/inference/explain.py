@@ -35,6 +35,7 @@ class Explanation:
     activations: dict[str, np.ndarray]  # name -> (C, H, W) float32, after ReLU
     saliency: np.ndarray  # (28, 28) float32: integrated gradients of the digit's logit
     delta: float  # completeness error: saliency.sum() - (logit(x) - logit(black))
+    kernels: np.ndarray  # (6, 5, 5) float32: conv1's learned weights, one kernel per map
 
     def to_json(self) -> dict[str, object]:
         """Plain lists, rounded to 5 decimals (the page draws 8-bit gray levels of them)."""
@@ -45,6 +46,7 @@ class Explanation:
             },
             "saliency": np.round(self.saliency.astype(np.float64), 5).tolist(),
             "delta": self.delta,
+            "kernels": np.round(self.kernels.astype(np.float64), 5).tolist(),
         }
 
 
@@ -132,4 +134,5 @@ def explain(model: nn.Module, image: np.ndarray, target: int | None = None) -> E
         activations={name: maps[name][0].float().cpu().numpy() for name in LAYERS},
         saliency=saliency.float().cpu().numpy(),
         delta=float(saliency.sum()) - rise,
+        kernels=model.get_parameter("conv1.weight").detach()[:, 0].float().cpu().numpy(),
     )

@@ -48,6 +48,9 @@ class Inside(BaseModel):
         description="28x28 integrated gradients of the digit's logit from a black image"
     )
     delta: float = Field(description="saliency sum minus the logit difference it explains")
+    kernels: list[list[list[float]]] = Field(
+        description="conv1's six learned 5x5 kernels, one per conv1 map"
+    )
 
 
 class PredictResponse(BaseModel):

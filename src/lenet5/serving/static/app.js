@@ -140,10 +140,13 @@ function renderInside(inside) {
   const saliencyRow = row("saliency of the answer (28\u00d728)");
   const s = inside.saliency;
   const bound = Math.max(...s.flat().map(Math.abs)) || 1;
-  paint(saliencyRow, "saliency", 0, s, (v) => {
-    const t = v / bound;
-    return t >= 0 ? [255, 255 * (1 - t), 255 * (1 - t)] : [255 * (1 + t), 255 * (1 + t), 255];
-  }).classList.add("saliency");
+  paint(saliencyRow, "saliency", 0, s, signed(bound)).classList.add("saliency");
+  // conv1's kernels above the maps they make (blue negative, red positive weights).
+  const kernelBound = Math.max(...inside.kernels.flat(2).map(Math.abs)) || 1;
+  const kernelRow = row("conv1 kernels: 6 of 5\u00d75, each makes the map below it");
+  inside.kernels.forEach((kernel, k) => {
+    paint(kernelRow, "kernels", k, kernel, signed(kernelBound)).classList.add("kernel");
+  });
   for (const [name, maps] of Object.entries(inside.layers)) {
     const size = maps[0].length;
     const top = Math.max(...maps.flat(2)) || 1;
@@ -153,6 +156,14 @@ function renderInside(inside) {
       return [g, g, g];
     }));
   }
+}
+
+// Blue-white-red: negative values blue, positive red, full colour at +-bound.
+function signed(bound) {
+  return (v) => {
+    const t = v / bound;
+    return t >= 0 ? [255, 255 * (1 - t), 255 * (1 - t)] : [255 * (1 + t), 255 * (1 + t), 255];
+  };
 }
 
 function row(title) {
