@@ -15,7 +15,8 @@ from lenet5.cli import main
 from lenet5.data import mnist as data
 from lenet5.data.preprocess import load_image, preprocess
 from lenet5.inference.checkpoint import load_model
-from lenet5.inference.predict import predict, predict_digits, predict_image
+from lenet5.inference.numbers import read_number
+from lenet5.inference.predict import predict, predict_image
 from photos import naive_input, render_photo
 from test_preprocess import _png, _png_header_claiming
 
@@ -198,7 +199,7 @@ def test_reads_a_year_with_multi(
     }
     row = np.concatenate([test.images[pick[d]].numpy()[:, 3:25] for d in (2, 0, 2, 4)], axis=1)
     paper = _digit_on_paper(row)
-    assert "".join(str(p.digit) for p in predict_digits(model, paper)) == "2024"
+    assert read_number(model, paper).closest == "2024"
     path = tmp_path / "year.png"
     paper.save(path)
     assert main(["predict", "--model", str(mnist_run), str(path), "--multi", "--json"]) == 0

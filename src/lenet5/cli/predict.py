@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lenet5.cli.common import (
     Commands,
@@ -19,6 +19,7 @@ from lenet5.cli.common import (
 if TYPE_CHECKING:
     import torch
 
+    from lenet5.inference.numbers import NumberReading
     from lenet5.inference.predict import Prediction
 
 
@@ -45,7 +46,8 @@ def add_parser(sub: Commands) -> None:
     p.add_argument(
         "--multi",
         action="store_true",
-        help="each image holds a row of digits (a year, a house number): read them all",
+        help="each image holds a number, a row of digits that may touch (a year, a postcode): "
+        "read them all, each with its box",
     )
     p.add_argument(
         "--save-preprocessed",
@@ -82,7 +84,8 @@ def _image_sources(items: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from lenet5.data.preprocess import ImageError, load_image
-    from lenet5.inference.predict import predict_digits, predict_image
+    from lenet5.inference.numbers import read_number
+    from lenet5.inference.predict import predict_image
 
     model, _ = inference_model(args)
     explained = None  # --explain reads the layers of a PyTorch model, whatever the engine
@@ -97,9 +100,11 @@ def run(args: argparse.Namespace) -> int:
             if source != "-" and Path(source).is_dir():
                 raise ImageError("folder holds no PNG, JPEG, BMP, GIF, WebP or TIFF files")
             image = load_image(sys.stdin.buffer.read() if source == "-" else source)
-            predictions = (
-                predict_digits(model, image) if args.multi else [predict_image(model, image)]
-            )
+            if args.multi:
+                reading = read_number(model, image)
+                predictions = reading.digits
+            else:
+                reading, predictions = None, [predict_image(model, image)]
         except ImageError as exc:
             failures += 1
             if args.json:
@@ -107,42 +112,41 @@ def run(args: argparse.Namespace) -> int:
             else:
                 print(f"{source}: error: {exc}", file=sys.stderr, flush=True)
             continue
-        _print_prediction(args, source, predictions)
+        _print_prediction(args, source, predictions, reading)
         stem = "stdin" if source == "-" else Path(source).stem
         _save_pictures(args, stem, predictions, explained)
     return 1 if failures else 0
 
 
-def _print_prediction(args: argparse.Namespace, source: str, predictions: list[Prediction]) -> None:
+def _print_prediction(
+    args: argparse.Namespace,
+    source: str,
+    predictions: list[Prediction],
+    reading: NumberReading | None,
+) -> None:
     from lenet5.inference.predict import NOT_A_DIGIT
 
-    closest = "".join(str(p.digit) for p in predictions)
-    unread = [k for k, p in enumerate(predictions, 1) if p.refused]
-    if args.json and args.multi:
-        answer: dict[str, Any] = {"path": source, "number": None if unread else closest}
-        if unread:
-            answer |= {"reason": f"{NOT_A_DIGIT} at position {unread[0]}", "closest": closest}
-        answer["digits"] = [p.answer() for p in predictions]
-        print(json.dumps(answer), flush=True)
-    elif args.json:
-        print(json.dumps({"path": source, **predictions[0].answer()}), flush=True)
-    elif args.multi:
+    if args.json:
+        answer = reading.answer() if reading is not None else predictions[0].answer()
+        print(json.dumps({"path": source, **answer}), flush=True)
+    elif reading is not None:
         sure = "  ".join(f"{p.digit}: {p.probabilities[p.digit]:.3f}" for p in predictions)
-        if unread:
-            where = ", ".join(map(str, unread))
+        if reading.unread:
+            where = ", ".join(map(str, reading.unread))
             print(
-                f"{source}: not a number ({NOT_A_DIGIT} at {where}; closest: {closest}  ({sure}))",
+                f"{source}: not a number ({NOT_A_DIGIT} at {where}; closest: {reading.closest}"
+                f"  ({sure}))",
                 flush=True,
             )
         else:
-            print(f"{source}: {closest}  ({sure})", flush=True)
+            print(f"{source}: {reading.closest}  ({sure})", flush=True)
     elif predictions[0].refused:
         pred = predictions[0]
         top = pred.probabilities[pred.digit]
         print(f"{source}: {NOT_A_DIGIT} (closest: {pred.digit}, {top:.2f})", flush=True)
     else:
         top3 = "  ".join(f"{d}: {p:.3f}" for d, p in predictions[0].top(3))
-        print(f"{source}: {closest}  ({top3})", flush=True)
+        print(f"{source}: {predictions[0].digit}  ({top3})", flush=True)
 
 
 def _save_pictures(

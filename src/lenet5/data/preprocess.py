@@ -24,6 +24,7 @@ MAX_PIXELS = 40_000_000  # larger images are refused from their header, before d
 MAX_DECODED_BYTES = 128 * 2**20  # what decoding may take: 40 MP of gray, 33 MP of colour
 WORK_SIDE = 768  # larger images are shrunk while decoding to at most this: ample for 20 px
 ORIENTATION = 0x0112  # the EXIF tag
+SCALE = "lenet5.scale"  # info key of a loaded image: its file's pixels per decoded pixel
 MIN_CONTRAST = 32  # gray levels between background and ink below which we call an image blank
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -53,6 +54,7 @@ def load_image(source: str | Path | bytes) -> Image.Image:
             if width * height > MAX_PIXELS:
                 raise ImageError(f"image too large: {width}x{height} pixels (limit {MAX_PIXELS:,})")
             image = _decode_small(opened)
+            image.info[SCALE] = width / image.width  # > 1 when shrunk while decoding
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -182,7 +184,12 @@ def _otsu(hist: np.ndarray) -> float:
 
 def ink_map(gray: np.ndarray) -> np.ndarray:
     """Gray levels -> ink intensity (float32) in [0, 1], ink bright, background exactly 0,
-    cropped to the ink's bounding box.
+    cropped to the ink's bounding box."""
+    return ink_region(gray)[0]
+
+
+def ink_region(gray: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """`ink_map` and the (top, left) of its crop in `gray`.
 
     The image is inverted when its background (the median) is light. Uneven lighting is
     removed by subtracting a plane fitted to the background; then everything below the Otsu
@@ -203,7 +210,9 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
         otsu = _otsu(hist)
         rows, cols = _background_plane(levels, levels < int(otsu))  # (whole: an 8-bit compare)
         if np.ptp(rows) + np.ptp(cols) < 1:
-            return _even_ink(levels, hist, median, otsu)
+            last_cut = math.floor(_even_threshold(hist, median, otsu))  # levels up to it: paper
+            box = _bounding_box(levels > last_cut)
+            return _even_ink(levels[box], hist, median, last_cut), (box[0].start, box[1].start)
         ink = levels.astype(np.float32)
     else:
         ink = (255.0 - gray if np.median(gray) >= 128 else gray).astype(np.float32)
@@ -221,23 +230,28 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     kept = ink > threshold
     _scale(ink, low, high)
     ink[~kept] = 0.0
-    return ink[_bounding_box(kept)]
+    box = _bounding_box(kept)
+    return ink[box], (box[0].start, box[1].start)
 
 
-def _even_ink(levels: np.ndarray, hist: np.ndarray, low: float, otsu: float) -> np.ndarray:
-    """`ink_map`'s last steps for 8-bit `levels` (ink bright; `hist` their histogram, `low` its
-    median, `otsu` its Otsu threshold) evenly lit, their background plane varying by less than
-    one gray level: it is not subtracted (ink is measured from the background's median level
-    anyway), so the ink stays whole levels, every statistic comes from the histogram and the
-    ink's pixels from a table of the 256 levels, with the arithmetic of the general path."""
+def _even_ink(levels: np.ndarray, hist: np.ndarray, low: float, last_cut: int) -> np.ndarray:
+    """`ink_map`'s last steps for 8-bit `levels` (ink bright, cropped to the ink; `hist` the
+    histogram of the whole, `low` its median, levels up to `last_cut` not ink) evenly lit,
+    their background plane varying by less than one gray level: it is not subtracted (ink is
+    measured from the background's median level anyway), so the ink stays whole levels, every
+    statistic comes from the histogram and the ink's pixels from a table of the 256 levels,
+    with the arithmetic of the general path."""
+    table = _scale(np.arange(256, dtype=np.float32), low, float(np.flatnonzero(hist)[-1]))
+    table[: last_cut + 1] = 0.0
+    return table[levels]
+
+
+def _even_threshold(hist: np.ndarray, low: float, otsu: float) -> float:
+    """`_threshold` from the histogram of evenly lit levels (`low` its median)."""
     high = float(np.flatnonzero(hist)[-1])
     above = hist[int(otsu) + 1 :]
     ink_level = otsu + 1 + _quantile(above, 0.5) if above.any() else high
-    threshold = _threshold(low, high, otsu, ink_level)
-    table = _scale(np.arange(256, dtype=np.float32), low, high)
-    last_cut = math.floor(threshold)  # whole levels up to this one are not ink
-    table[: last_cut + 1] = 0.0
-    return table[levels[_bounding_box(levels > last_cut)]]
+    return _threshold(low, high, otsu, ink_level)
 
 
 def _bounding_box(mask: np.ndarray) -> tuple[slice, slice]:
@@ -333,14 +347,17 @@ def _fit(crop: np.ndarray) -> np.ndarray:
     # that its centre of mass lands on (14, 14).
     top, left = (SIZE - new_h) // 2, (SIZE - new_w) // 2
     total = small.sum()
+    canvas = np.zeros((SIZE, SIZE))
     if total > 0:
         com_r = top + (small.sum(axis=1) @ np.arange(new_h)) / total
         com_c = left + (small.sum(axis=0) @ np.arange(new_w)) / total
         rows, cols = _bounding_box(small != 0)
         top += int(min(max(round(CENTRE - com_r), -top - rows.start), SIZE - top - rows.stop))
         left += int(min(max(round(CENTRE - com_c), -left - cols.start), SIZE - left - cols.stop))
-    canvas = np.zeros((SIZE, SIZE))
-    canvas[top : top + new_h, left : left + new_w] = small
+        # the ink's box, which stays inside even when a blank edge of `small` would not
+        canvas[top + rows.start : top + rows.stop, left + cols.start : left + cols.stop] = small[
+            rows, cols
+        ]
     return np.round(canvas * 255).astype(np.uint8)
 
 

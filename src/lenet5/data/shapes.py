@@ -98,7 +98,7 @@ def _pair(rng: np.random.Generator, train: Split) -> np.ndarray:
     width = left.shape[1] + right.shape[1] + gap
     canvas = np.zeros((28, max(width, left.shape[1], right.shape[1])), np.float64)
     canvas[:, : left.shape[1]] = left / 255.0
-    start = left.shape[1] + gap
+    start = max(0, left.shape[1] + gap)  # (a 1 may be narrower than the overlap)
     canvas[:, start : start + right.shape[1]] = np.maximum(
         canvas[:, start : start + right.shape[1]], right / 255.0
     )

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from lenet5.config import TrainConfig
-from lenet5.data.preprocess import preprocess, split_digits
+from lenet5.data.preprocess import preprocess
 from lenet5.inference.calibration import REFUSE_BELOW
 from lenet5.inference.engines import ONNX_EXTRA, Model, OnnxModel, onnxruntime_missing
 
@@ -58,6 +58,7 @@ class Prediction:
     digit: int  # the most probable digit: the answer, or the closest guess when refused
     probabilities: list[float]  # 10 class probabilities
     image: np.ndarray  # the (28, 28) uint8 input the model saw
+    box: tuple[int, int, int, int] | None = None  # in a row: x0, y0, x1, y1 in image pixels
 
     @property
     def refused(self) -> bool:
@@ -66,15 +67,14 @@ class Prediction:
 
     def answer(self) -> dict[str, Any]:
         """The JSON answer of the CLI and the API: the digit, or null with the reason and the
-        closest digit; the ten probabilities either way."""
+        closest digit; the ten probabilities either way (and the box in a row)."""
+        answer: dict[str, Any] = {"digit": self.digit}
         if self.refused:
-            return {
-                "digit": None,
-                "reason": NOT_A_DIGIT,
-                "closest": self.digit,
-                "probabilities": self.probabilities,
-            }
-        return {"digit": self.digit, "probabilities": self.probabilities}
+            answer = {"digit": None, "reason": NOT_A_DIGIT, "closest": self.digit}
+        answer["probabilities"] = self.probabilities
+        if self.box is not None:
+            answer["box"] = list(self.box)
+        return answer
 
     def top(self, k: int = 3) -> list[tuple[int, float]]:
         order = np.argsort(self.probabilities)[::-1][:k]
@@ -93,11 +93,6 @@ def predict_inputs(model: Model, inputs: list[np.ndarray]) -> list[Prediction]:
 def predict_image(model: Model, image: Image.Image) -> Prediction:
     """Read one digit from any image (preprocessed as MNIST was)."""
     return predict_inputs(model, [preprocess(image)])[0]
-
-
-def predict_digits(model: Model, image: Image.Image) -> list[Prediction]:
-    """Read a row of digits (a house number, a year), left to right."""
-    return predict_inputs(model, split_digits(image))
 
 
 def load_inference_model(

@@ -33,7 +33,14 @@ from lenet5.models import count_parameters
 from lenet5.serving.connections import BoundedProtocol, usable_connections
 from lenet5.serving.feedback import default_store_path, feedback_router
 from lenet5.serving.learn import Learner, learn_router
-from lenet5.serving.uploads import IMAGE_TYPES, ApiError, Pixels, model_input, read_upload
+from lenet5.serving.rows import NumberResponse, read_row
+from lenet5.serving.uploads import (
+    IMAGE_TYPES,
+    ApiError,
+    Pixels,
+    model_input,
+    read_upload,
+)
 from lenet5.summary import layer_table
 
 STATIC = Path(__file__).parent / "static"
@@ -269,13 +276,19 @@ def _reading_router(batcher: Batcher, served: dict[str, Any]) -> APIRouter:
 
     @router.post(
         "/api/predict",
-        response_model=PredictResponse,
+        response_model=PredictResponse | NumberResponse,
         responses=_ERRORS,
         openapi_extra=_PREDICT_BODY,
-        summary="Read the digit in an image file, raw image bytes or 28x28 pixels",
+        summary="Read the digit (or, with ?multi=true, the number) in an image file, raw "
+        "image bytes or 28x28 pixels",
     )
-    async def predict(request: Request, explain: bool = False) -> Response:
-        x = await model_input(await read_upload(request))
+    async def predict(request: Request, explain: bool = False, multi: bool = False) -> Response:
+        upload = await read_upload(request)
+        if multi:
+            if explain:
+                raise ApiError(400, "explain shows one digit: not with multi")
+            return await read_row(batcher.executor, batcher.model, upload)
+        x = await model_input(upload)
         result = await batcher.predict(x)
         # Built by hand: validating 784 numbers again per request would cost a tenth of the
         # request's time; the shape is PredictResponse's (the fuzz test checks every answer).

@@ -79,6 +79,20 @@ async def model_input(upload: Upload) -> np.ndarray:
         raise ApiError(422, str(exc)) from None
 
 
+async def row_image(upload: Upload) -> Image.Image:
+    """The upload as an image of a row of digits, decoded (422 for a file that is no image)."""
+    if upload.raw is None:
+        assert upload.pixels is not None
+        return upload.pixels
+    try:
+        if _pixels(upload.raw) <= INLINE_PIXELS:
+            return load_image(upload.raw)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_decoders, load_image, upload.raw)
+    except ImageError as exc:
+        raise ApiError(422, str(exc)) from None
+
+
 def _pixels(raw: bytes) -> int:
     """The pixel count in an image file's header (0 when there is none: load_image says why)."""
     try:

@@ -1,0 +1,159 @@
+"""Reading whole numbers: the best path through a row cut into pieces (LeCun et al. 1998, V).
+
+The row's ink falls into groups with paper between them (`lenet5.data.segment`). A group that
+the model reads as one digit (not refused) is one digit, so digits written apart read as they
+always did. A group that is not one digit (two or more that touch) was cut more often than
+needed; every run of up to MAX_RUN consecutive pieces shaped like a digit is read by the model,
+all in one batch, and the group's reading is the split into runs whose probabilities multiply
+to the most (a Viterbi search), each run's probability being its most likely digit's. A run
+that is two digits at once gets a low probability from a model that learned to say "not a
+digit", so the best path separates them. A digit's shape bounds what a run may be: at least
+MIN_HEIGHT and MIN_WIDTH (a speck or a sliver is not a digit), at most MAX_WIDTH.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from lenet5.data.preprocess import SCALE, ImageError, ink_region, to_gray
+from lenet5.data.segment import Atoms, SegmentError, cut_row
+from lenet5.inference.calibration import REFUSE_BELOW
+from lenet5.inference.engines import Model
+from lenet5.inference.predict import NOT_A_DIGIT, Prediction, probabilities
+
+MAX_RUN = 4  # pieces one digit may be cut into
+MAX_WIDTH = 1.2  # times the digits' height: no digit is wider
+MIN_WIDTH = 0.08  # times the digits' height: a 1 is a stroke at least this wide
+MIN_HEIGHT = 0.45  # times the digits' height: no digit is shorter
+MISFIT = -20.0  # log-score of a run that cannot be a digit (kept only when nothing else fits)
+FLOOR = 1e-6  # probabilities below this count as this (log of 0)
+
+
+@dataclass
+class NumberReading:
+    """A row read as a number: its digits, left to right, each with its box."""
+
+    digits: list[Prediction]
+
+    @property
+    def closest(self) -> str:
+        return "".join(str(p.digit) for p in self.digits)
+
+    @property
+    def unread(self) -> list[int]:
+        """Positions (from 1) of the pieces that are not a digit."""
+        return [k for k, p in enumerate(self.digits, 1) if p.refused]
+
+    def answer(self) -> dict:
+        """The JSON answer: the number, or null with the reason and the closest reading."""
+        unread = self.unread
+        answer: dict = {"number": None if unread else self.closest}
+        if unread:
+            answer |= {"reason": f"{NOT_A_DIGIT} at position {unread[0]}", "closest": self.closest}
+        answer["digits"] = [p.answer() for p in self.digits]
+        return answer
+
+
+def read_number(model: Model, image: Image.Image) -> NumberReading:
+    """Read the digits of a row (a year, a postcode, an amount), left to right, each with its
+    box in the image's pixels. Raises ImageError for a blank image or one in far too many
+    pieces."""
+    ink, (top, left) = ink_region(to_gray(image))
+    try:
+        atoms = cut_row(ink)
+    except SegmentError as exc:
+        raise ImageError(str(exc)) from None
+    groups = _groups(atoms)
+    runs = [(i, j, 0.0) for i, j in groups]
+    runs += [r for i, j in groups if j > i + 1 for r in _candidate_runs(atoms, i, j)]
+    inputs = [atoms.digit(i, j) for i, j, _ in runs]
+    probs = probabilities(model, np.stack(inputs)).astype(np.float64)
+    scores = _scores(atoms, groups, runs, probs)
+    index = {(i, j): k for k, (i, j, _) in enumerate(runs)}
+    scale = float(image.info.get(SCALE, 1.0))  # boxes in the file's pixels
+    digits = []
+    for i, j in _best_path(len(atoms), scores):
+        k = index[i, j]
+        x0, y0, x1, y1 = atoms.box(i, j)
+        box = (
+            math.floor((left + x0) * scale),
+            math.floor((top + y0) * scale),
+            math.ceil((left + x1) * scale),
+            math.ceil((top + y1) * scale),
+        )
+        p = probs[k].astype(np.float32).tolist()
+        digits.append(Prediction(int(np.argmax(probs[k])), p, inputs[k], box))
+    return NumberReading(digits)
+
+
+def _scores(
+    atoms: Atoms,
+    groups: list[tuple[int, int]],
+    runs: list[tuple[int, int, float]],
+    probs: np.ndarray,
+) -> dict[tuple[int, int], float]:
+    """Each run's log-score: 0 for a group read as one digit (its cut runs are left out);
+    else the log of the run's top probability, plus its fit."""
+    scores: dict[tuple[int, int], float] = {}
+    whole = []
+    for (i, j), p in zip(groups, probs, strict=False):
+        x0, _, x1, _ = atoms.box(i, j)
+        if p.max() >= REFUSE_BELOW or j == i + 1:
+            scores[i, j] = 0.0  # ink that reads as one digit is one (or cannot be cut)
+            whole.append((i, j))
+        elif x1 - x0 <= MAX_WIDTH * atoms.height:
+            scores[i, j] = math.log(max(float(p.max()), FLOOR))
+    for (i, j, fit), p in zip(runs[len(groups) :], probs[len(groups) :], strict=True):
+        if not any(a <= i and j <= b for a, b in whole):
+            scores[i, j] = fit + math.log(max(float(p.max()), FLOOR))
+    return scores
+
+
+def _groups(atoms: Atoms) -> list[tuple[int, int]]:
+    """The runs of pieces with paper between them and the next: (first, stop) each."""
+    groups: list[tuple[int, int]] = []
+    first, right = 0, 0
+    for k in range(len(atoms)):
+        if k and atoms.cuts[k] == 0 and atoms.boxes[k, 0] >= right:
+            groups.append((first, k))
+            first = k
+        right = max(right, int(atoms.boxes[k, 2])) if k > first else int(atoms.boxes[k, 2])
+    return [*groups, (first, len(atoms))] if len(atoms) else groups
+
+
+def _candidate_runs(atoms: Atoms, first: int, stop: int) -> list[tuple[int, int, float]]:
+    """(i, j, fit) for each run of pieces i..j-1 within first..stop-1 worth reading: fit is 0
+    for a run shaped like a digit, MISFIT for a single piece that is not (so a path exists)."""
+    runs = []
+    height = atoms.height
+    for i in range(first, stop):
+        for j in range(i + 1, min(stop, i + MAX_RUN) + 1):
+            x0, y0, x1, y1 = atoms.box(i, j)
+            fits = MIN_WIDTH * height <= x1 - x0 <= MAX_WIDTH * height
+            fits = fits and y1 - y0 >= MIN_HEIGHT * height
+            if fits or j == i + 1:
+                runs.append((i, j, 0.0 if fits else MISFIT))
+    return runs
+
+
+def _best_path(count: int, scores: dict[tuple[int, int], float]) -> list[tuple[int, int]]:
+    """The runs covering pieces 0..count-1 in order whose scores sum to the most (Viterbi)."""
+    starts: dict[int, list[int]] = {}
+    for i, j in scores:
+        starts.setdefault(j, []).append(i)
+    best = [0.0] + [-math.inf] * count
+    back = [0] * (count + 1)
+    for j in range(1, count + 1):
+        for i in starts.get(j, []):
+            if best[i] + scores[i, j] > best[j]:
+                best[j], back[j] = best[i] + scores[i, j], i
+    path = []
+    j = count
+    while j > 0:
+        path.append((back[j], j))
+        j = back[j]
+    return path[::-1]
