@@ -36,8 +36,8 @@ import numpy as np
 from PIL import Image
 
 from lenet5.data.mnist import load_splits
-from lenet5.data.preprocess import split_digits
 from lenet5.data.rows import Row, ink_crop, make_rows
+from lenet5.data.segment import split_digits
 from lenet5.data.uci import render
 from lenet5.inference.engines import Model
 from lenet5.inference.numbers import read_number

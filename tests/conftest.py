@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,10 @@ import pytest
 from lenet5.data import mnist as data
 
 REAL_DATA = os.environ.get("LENET5_DATA")
+
+# tests/test_benchmarks.py imports benchmark scripts. Their folder goes last on the path, not
+# first, so that benchmarks/numbers.py never hides the standard library's `numbers` module.
+sys.path.append(str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:

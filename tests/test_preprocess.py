@@ -22,8 +22,8 @@ from lenet5.data.preprocess import (
     load_image,
     otsu_threshold,
     preprocess,
-    split_digits,
 )
+from lenet5.data.segment import split_digits
 
 
 def _png(image: Image.Image, **kwargs: object) -> bytes:

@@ -2,7 +2,7 @@
 
 MNIST digits are white on black, scaled so the longer side of their bounding box is 20 px (aspect
 ratio kept, anti-aliased) and placed in 28x28 with their centre of mass at the centre. The CLI,
-the web app and tests all go through `load_image` and `preprocess` (or `split_digits`).
+the web app and tests all go through `load_image` and `preprocess`.
 """
 
 from __future__ import annotations
@@ -382,25 +382,3 @@ def preprocess(image: Image.Image) -> np.ndarray:
             raise ImageError("no ink found (the image is blank)")
         return np.round(gray).astype(np.uint8)
     return _fit(ink_map(gray))  # ink_map crops to the ink
-
-
-def split_digits(image: Image.Image, min_area: float = 0.02) -> list[np.ndarray]:
-    """An image of a row of digits -> one MNIST-style (28, 28) uint8 image per digit, left to
-    right. Connected ink components that overlap horizontally are one digit (a 5's detached
-    bar); components smaller than `min_area` of the largest are noise."""
-    from scipy import ndimage
-
-    ink = ink_map(to_gray(image))
-    labels, count = ndimage.label(ink > 0, structure=np.ones((3, 3)))
-    slices = ndimage.find_objects(labels)
-    areas = ndimage.sum_labels(np.ones_like(ink), labels, index=np.arange(1, count + 1))
-    keep = [i for i in range(count) if areas[i] >= min_area * areas.max()]
-    groups: list[tuple[int, int, list[int]]] = []  # (left, right, component ids)
-    for i in sorted(keep, key=lambda i: slices[i][1].start):
-        left, right = slices[i][1].start, slices[i][1].stop
-        if groups and left < groups[-1][1]:  # overlaps the previous digit horizontally
-            g_left, g_right, ids = groups[-1]
-            groups[-1] = (g_left, max(g_right, right), [*ids, i + 1])
-        else:
-            groups.append((left, right, [i + 1]))
-    return [centre_digit(np.where(np.isin(labels, ids), ink, 0.0)) for _, _, ids in groups]

@@ -14,8 +14,9 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
-from lenet5.data.preprocess import centre_digit
+from lenet5.data.preprocess import centre_digit, ink_map, to_gray
 
 NOISE_AREA = 0.02  # ink parts smaller than this times the digits' height squared are specks
 OVERLAP = 0.5  # a part lying this much (of its width) under another belongs to it (a 5's bar)
@@ -192,3 +193,26 @@ def cut_paths(ink: np.ndarray, height: float) -> list[np.ndarray]:
     for left, right in itertools.pairwise(paths):  # never crossing
         np.maximum(right, left + 1, out=right)
     return paths
+
+
+def split_digits(image: Image.Image, min_area: float = 0.02) -> list[np.ndarray]:
+    """lenet5 0.1.0's reader of rows, kept to measure against (benchmarks/numbers.py): an
+    image of a row of digits -> one MNIST-style (28, 28) uint8 image per digit, left to
+    right. Connected ink components that overlap horizontally are one digit (a 5's detached
+    bar); components smaller than `min_area` of the largest are noise."""
+    from scipy import ndimage
+
+    ink = ink_map(to_gray(image))
+    labels, count = ndimage.label(ink > 0, structure=np.ones((3, 3)))
+    slices = ndimage.find_objects(labels)
+    areas = ndimage.sum_labels(np.ones_like(ink), labels, index=np.arange(1, count + 1))
+    keep = [i for i in range(count) if areas[i] >= min_area * areas.max()]
+    groups: list[tuple[int, int, list[int]]] = []  # (left, right, component ids)
+    for i in sorted(keep, key=lambda i: slices[i][1].start):
+        left, right = slices[i][1].start, slices[i][1].stop
+        if groups and left < groups[-1][1]:  # overlaps the previous digit horizontally
+            g_left, g_right, ids = groups[-1]
+            groups[-1] = (g_left, max(g_right, right), [*ids, i + 1])
+        else:
+            groups.append((left, right, [i + 1]))
+    return [centre_digit(np.where(np.isin(labels, ids), ink, 0.0)) for _, _, ids in groups]

@@ -8,10 +8,10 @@ import io
 import json
 import os
 import warnings
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from fastapi import Request
@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect
 
 from lenet5.data.preprocess import SIZE, ImageError, load_image, preprocess
 
+T = TypeVar("T")
 MAX_BODY_BYTES = 5 * 2**20  # larger requests get 413
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp", "image/tiff")
 
@@ -67,28 +68,27 @@ INLINE_PIXELS = 512 * 512
 
 async def model_input(upload: Upload) -> np.ndarray:
     """The upload as the model's 28x28 input (422 for a file that is not a digit's image)."""
-    try:
-        if upload.raw is None:
-            assert upload.pixels is not None
-            return preprocess(upload.pixels)
-        if _pixels(upload.raw) <= INLINE_PIXELS:
-            return read_digit(upload.raw)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_decoders, read_digit, upload.raw)
-    except ImageError as exc:
-        raise ApiError(422, str(exc)) from None
+    return await _read(upload, read_digit, preprocess)
 
 
 async def row_image(upload: Upload) -> Image.Image:
     """The upload as an image of a row of digits, decoded (422 for a file that is no image)."""
-    if upload.raw is None:
-        assert upload.pixels is not None
-        return upload.pixels
+    return await _read(upload, load_image, lambda image: image)
+
+
+async def _read(
+    upload: Upload, from_file: Callable[[bytes], T], from_pixels: Callable[[Image.Image], T]
+) -> T:
+    """`from_file` on the upload's file (on a decoding thread when it is large) or
+    `from_pixels` on its JSON pixels; an ImageError becomes a 422."""
     try:
+        if upload.raw is None:
+            assert upload.pixels is not None
+            return from_pixels(upload.pixels)
         if _pixels(upload.raw) <= INLINE_PIXELS:
-            return load_image(upload.raw)
+            return from_file(upload.raw)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_decoders, load_image, upload.raw)
+        return await loop.run_in_executor(_decoders, from_file, upload.raw)
     except ImageError as exc:
         raise ApiError(422, str(exc)) from None
 
