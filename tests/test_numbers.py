@@ -51,7 +51,8 @@ def bundled():
     return load_inference_model(None, engine="torch")[0]
 
 
-def _font_digits(text: str) -> list[np.ndarray]:
+def _glyphs(text: str) -> list[np.ndarray]:
+    """The characters of `text` from one of the fonts, as ink crops."""
     font = ImageFont.truetype(str(font_dir() / FONT_FILES[0]), RENDER_SIZE)
     return [ink_crop(np.round(render_glyph(font, c) * 255)) for c in text]
 
@@ -60,7 +61,7 @@ def _font_digits(text: str) -> list[np.ndarray]:
 def test_reads_a_number_and_boxes_each_digit(bundled, touching: bool) -> None:
     """(Touching loops, a 0 or an 8, may still be cut in two: benchmarks/numbers.py measures
     how often; these digits are read whole.)"""
-    row = make_row(_font_digits("3752"), [3, 7, 5, 2], np.random.default_rng(1), touching)
+    row = make_row(_glyphs("3752"), [3, 7, 5, 2], np.random.default_rng(1), touching)
     reading = read_number(bundled, row.image)
     assert reading.closest == "3752" and reading.unread == []
     for digit, truth in zip(reading.digits, row.boxes, strict=True):
@@ -78,7 +79,7 @@ def test_reads_a_number_and_boxes_each_digit(bundled, touching: bool) -> None:
 def test_boxes_are_in_the_files_pixels_when_a_large_image_is_shrunk(
     bundled, tmp_path: Path
 ) -> None:
-    row = make_row(_font_digits("37"), [3, 7], np.random.default_rng(2), touching=False)
+    row = make_row(_glyphs("37"), [3, 7], np.random.default_rng(2), touching=False)
     small = read_number(bundled, row.image)
     big = row.image.resize((row.image.width * 10, row.image.height * 10), Image.Resampling.NEAREST)
     path = tmp_path / "big.png"
@@ -90,15 +91,10 @@ def test_boxes_are_in_the_files_pixels_when_a_large_image_is_shrunk(
 
 
 def test_a_row_that_is_not_a_number_says_so(bundled) -> None:
-    letters = make_row([*_font_digits("4"), _letter("W")], [4, 0], np.random.default_rng(5), False)
+    letters = make_row(_glyphs("4W"), [4, 0], np.random.default_rng(5), False)
     answer = read_number(bundled, letters.image).answer()
     assert answer["number"] is None and answer["reason"].startswith("not a digit at position")
     assert answer["closest"].startswith("4")
-
-
-def _letter(char: str) -> np.ndarray:
-    font = ImageFont.truetype(str(font_dir() / FONT_FILES[0]), RENDER_SIZE)
-    return ink_crop(np.round(render_glyph(font, char) * 255))
 
 
 def test_blank_and_absurd_rows_get_clear_answers(bundled) -> None:
@@ -110,12 +106,12 @@ def test_blank_and_absurd_rows_get_clear_answers(bundled) -> None:
         read_number(bundled, dot)
     dot.paste(0, (100, 30, 106, 36))
     assert len(read_number(bundled, dot).digits) == 1  # one piece, read or refused
-    forty = make_row(_font_digits("1234567890" * 4), [0] * 40, np.random.default_rng(0), False)
+    forty = make_row(_glyphs("1234567890" * 4), [0] * 40, np.random.default_rng(0), False)
     assert len(read_number(bundled, forty.image).closest) == 40
 
 
 def test_predict_multi_json_gives_boxes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    row = make_row(_font_digits("375"), [3, 7, 5], np.random.default_rng(4), touching=True)
+    row = make_row(_glyphs("375"), [3, 7, 5], np.random.default_rng(4), touching=True)
     path = tmp_path / "row.png"
     row.image.save(path)
     saved = tmp_path / "pieces"
@@ -134,7 +130,7 @@ def test_api_reads_a_number_with_multi(tmp_path: Path) -> None:
 
     model, config = load_model(None)
     client = TestClient(create_app(model, config, None))
-    row = make_row(_font_digits("375"), [3, 7, 5], np.random.default_rng(4), touching=True)
+    row = make_row(_glyphs("375"), [3, 7, 5], np.random.default_rng(4), touching=True)
     path = tmp_path / "row.png"
     row.image.save(path)
     with path.open("rb") as f:

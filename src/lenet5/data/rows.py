@@ -57,18 +57,18 @@ def _touching_offset(canvas: np.ndarray, top: int, digit: np.ndarray) -> int:
     return int(np.max(right - left)) + 2  # one blank column between them
 
 
-def compose(
-    digits: list[np.ndarray], rng: np.random.Generator, touching: bool
-) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, int, int]]]:
-    """`make_row`'s ink (H, W) in [0, 1], which digit each pixel's ink is from (H, W) (-1 on
-    paper), and each digit's box."""
+def make_row(
+    digits: list[np.ndarray], labels: list[int], rng: np.random.Generator, touching: bool
+) -> Row:
+    """A row of `digits` (ink crops in [0, 1]) at one height with a little jitter: a gap of
+    paper between neighbours, or (`touching`) neighbours whose ink touches or overlaps by up
+    to 8% of the height."""
     height = DIGIT_HEIGHT
     scaled = [_resized(d, round(height * rng.uniform(0.9, 1.1))) for d in digits]
     canvas_h = int(height * 1.4) + 2 * MARGIN
     canvas = np.zeros((canvas_h, sum(d.shape[1] for d in scaled) + 20 * len(scaled) + 2 * MARGIN))
-    owners = np.full(canvas.shape, -1, np.int64)
     boxes: list[tuple[int, int, int, int]] = []
-    for k, d in enumerate(scaled):
+    for d in scaled:
         top = MARGIN + int(rng.integers(0, canvas_h - 2 * MARGIN - d.shape[0] + 1))
         if not boxes:
             left = MARGIN
@@ -79,21 +79,10 @@ def compose(
         else:
             left = boxes[-1][2] + int(rng.integers(round(0.1 * height), round(0.35 * height) + 1))
         window = canvas[top : top + d.shape[0], left : left + d.shape[1]]
-        owners[top : top + d.shape[0], left : left + d.shape[1]][d > window] = k
         np.maximum(window, d, out=window)
         boxes.append((left, top, left + d.shape[1], top + d.shape[0]))
     right = max(b[2] for b in boxes) + MARGIN
-    return canvas[:, :right], owners[:, :right], boxes
-
-
-def make_row(
-    digits: list[np.ndarray], labels: list[int], rng: np.random.Generator, touching: bool
-) -> Row:
-    """A row of `digits` (ink crops in [0, 1]) at one height with a little jitter: a gap of
-    paper between neighbours, or (`touching`) neighbours whose ink touches or overlaps by up
-    to 8% of the height."""
-    ink, _, boxes = compose(digits, rng, touching)
-    paper = np.round(255 * (1.0 - ink)).astype(np.uint8)
+    paper = np.round(255 * (1.0 - canvas[:, :right])).astype(np.uint8)
     return Row(Image.fromarray(paper, mode="L"), "".join(map(str, labels)), boxes)
 
 

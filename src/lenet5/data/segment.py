@@ -92,27 +92,27 @@ def cut_row(ink: np.ndarray) -> Atoms:
     for i in by_size[::-1]:  # follow chains to the largest
         while owner[owner[i]] != owner[i]:
             owner[i] = owner[owner[i]]
-    labels = np.zeros(ink.shape, np.int32)
-    pieces: list[tuple[float, np.ndarray, float]] = []  # (centre, mask in the row, cut) each
+    # (centre column, the part's rows and columns in the row, the piece's mask in them, cut)
+    pieces: list[tuple[float, slice, slice, np.ndarray, float]] = []
     for root in sorted(set(owner.values()), key=lambda i: slices[i][1].start):
-        members = [i + 1 for i in kept if owner[i] == root]
-        ys, xs = _union(slices, [m - 1 for m in members])
-        group = np.isin(parts[ys, xs], members)
+        ids = [i for i in kept if owner[i] == root]
+        ys, xs = _union(slices, ids)
+        group = np.isin(parts[ys, xs], [i + 1 for i in ids])
         for mask, cut in _cut(np.where(group, ink[ys, xs], 0.0), height):
-            full = np.zeros(ink.shape, bool)
-            full[ys, xs] = mask
             centre = float(np.flatnonzero(mask.any(axis=0)).mean()) + xs.start
-            pieces.append((centre, full, cut))
+            pieces.append((centre, ys, xs, mask, cut))
     if len(pieces) > MAX_ATOMS:
         raise SegmentError(f"the row falls into {len(pieces)} pieces (at most {MAX_ATOMS})")
     pieces.sort(key=lambda p: p[0])
+    labels = np.zeros(ink.shape, np.int32)
     boxes = np.zeros((len(pieces), 4), np.int64)
-    for k, (_, mask, _) in enumerate(pieces):
-        labels[mask] = k + 1
+    for k, (_, ys, xs, mask, _) in enumerate(pieces):
+        labels[ys, xs][mask] = k + 1
         rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
         boxes[k] = cols[0], rows[0], cols[-1] + 1, rows[-1] + 1
+        boxes[k] += (xs.start, ys.start, xs.start, ys.start)  # in the row
     ink = np.where(labels > 0, ink, 0.0).astype(np.float32)
-    return Atoms(ink, labels, boxes, height, np.array([p[2] for p in pieces]))
+    return Atoms(ink, labels, boxes, height, np.array([p[4] for p in pieces]))
 
 
 def _union(slices: list[tuple[slice, slice]], ids: list[int]) -> tuple[slice, slice]:
@@ -159,9 +159,8 @@ def cut_paths(ink: np.ndarray, height: float) -> list[np.ndarray]:
     padded = np.where(outside, np.inf, 0.0)  # a path never leaves the part
     cost = ink[0][columns] + padded
     came = np.zeros((h, *columns.shape), np.int8)  # the offset step into each state
-    steps = np.arange(columns.shape[1])
+    inf = np.full((w, 1), np.inf)
     for r in range(1, h):
-        inf = np.full((w, 1), np.inf)
         options = np.stack(
             [
                 np.hstack([inf, cost[:, :-1]]) + DRIFT,  # from offset o - 1
@@ -169,9 +168,8 @@ def cut_paths(ink: np.ndarray, height: float) -> list[np.ndarray]:
                 np.hstack([cost[:, 1:], inf]) + DRIFT,  # from offset o + 1
             ]
         )
-        best = options.argmin(axis=0)
-        came[r] = 1 - best
-        cost = np.take_along_axis(options, best[None], axis=0)[0] + ink[r][columns] + padded
+        came[r] = 1 - options.argmin(axis=0)
+        cost = options.min(axis=0) + ink[r][columns] + padded
     end = cost.argmin(axis=1)  # each anchor's best final offset
     total = cost[np.arange(w), end]
     window = max(1, margin // 2)
@@ -189,7 +187,7 @@ def cut_paths(ink: np.ndarray, height: float) -> list[np.ndarray]:
         offset[-1] = end[x]
         for r in range(h - 1, 0, -1):
             offset[r - 1] = offset[r] - came[r, x, offset[r]]
-        paths.append(columns[x, steps[offset]])
+        paths.append(columns[x, offset])
     for left, right in itertools.pairwise(paths):  # never crossing
         np.maximum(right, left + 1, out=right)
     return paths

@@ -14,16 +14,15 @@ MIN_HEIGHT and MIN_WIDTH (a speck or a sliver is not a digit), at most MAX_WIDTH
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-import numpy as np
 from PIL import Image
 
 from lenet5.data.preprocess import SCALE, ImageError, ink_region, to_gray
 from lenet5.data.segment import Atoms, SegmentError, cut_row
 from lenet5.inference.calibration import REFUSE_BELOW
 from lenet5.inference.engines import Model
-from lenet5.inference.predict import NOT_A_DIGIT, Prediction, probabilities
+from lenet5.inference.predict import NOT_A_DIGIT, Prediction, predict_inputs
 
 MAX_RUN = 4  # pieces one digit may be cut into
 MAX_WIDTH = 1.2  # times the digits' height: no digit is wider
@@ -70,14 +69,12 @@ def read_number(model: Model, image: Image.Image) -> NumberReading:
     groups = _groups(atoms)
     runs = [(i, j, 0.0) for i, j in groups]
     runs += [r for i, j in groups if j > i + 1 for r in _candidate_runs(atoms, i, j)]
-    inputs = [atoms.digit(i, j) for i, j, _ in runs]
-    probs = probabilities(model, np.stack(inputs)).astype(np.float64)
-    scores = _scores(atoms, groups, runs, probs)
+    read = predict_inputs(model, [atoms.digit(i, j) for i, j, _ in runs])
+    scores = _scores(atoms, groups, runs, [p.probabilities[p.digit] for p in read])
     index = {(i, j): k for k, (i, j, _) in enumerate(runs)}
     scale = float(image.info.get(SCALE, 1.0))  # boxes in the file's pixels
     digits = []
     for i, j in _best_path(len(atoms), scores):
-        k = index[i, j]
         x0, y0, x1, y1 = atoms.box(i, j)
         box = (
             math.floor((left + x0) * scale),
@@ -85,8 +82,7 @@ def read_number(model: Model, image: Image.Image) -> NumberReading:
             math.ceil((left + x1) * scale),
             math.ceil((top + y1) * scale),
         )
-        p = probs[k].astype(np.float32).tolist()
-        digits.append(Prediction(int(np.argmax(probs[k])), p, inputs[k], box))
+        digits.append(replace(read[index[i, j]], box=box))
     return NumberReading(digits)
 
 
@@ -94,22 +90,23 @@ def _scores(
     atoms: Atoms,
     groups: list[tuple[int, int]],
     runs: list[tuple[int, int, float]],
-    probs: np.ndarray,
+    top: list[float],
 ) -> dict[tuple[int, int], float]:
-    """Each run's log-score: 0 for a group read as one digit (its cut runs are left out);
-    else the log of the run's top probability, plus its fit."""
+    """Each run's log-score from its `top` probability: 0 for a group read as one digit (its
+    cut runs are left out); else the log of the top probability, plus the run's fit (groups
+    first in `runs`, as `top`)."""
     scores: dict[tuple[int, int], float] = {}
     whole = []
-    for (i, j), p in zip(groups, probs, strict=False):
+    for (i, j), p in zip(groups, top, strict=False):
         x0, _, x1, _ = atoms.box(i, j)
-        if p.max() >= REFUSE_BELOW or j == i + 1:
+        if p >= REFUSE_BELOW or j == i + 1:
             scores[i, j] = 0.0  # ink that reads as one digit is one (or cannot be cut)
             whole.append((i, j))
         elif x1 - x0 <= MAX_WIDTH * atoms.height:
-            scores[i, j] = math.log(max(float(p.max()), FLOOR))
-    for (i, j, fit), p in zip(runs[len(groups) :], probs[len(groups) :], strict=True):
+            scores[i, j] = math.log(max(p, FLOOR))
+    for (i, j, fit), p in zip(runs[len(groups) :], top[len(groups) :], strict=True):
         if not any(a <= i and j <= b for a, b in whole):
-            scores[i, j] = fit + math.log(max(float(p.max()), FLOOR))
+            scores[i, j] = fit + math.log(max(p, FLOOR))
     return scores
 
 
@@ -126,12 +123,15 @@ def _groups(atoms: Atoms) -> list[tuple[int, int]]:
 
 
 def _candidate_runs(atoms: Atoms, first: int, stop: int) -> list[tuple[int, int, float]]:
-    """(i, j, fit) for each run of pieces i..j-1 within first..stop-1 worth reading: fit is 0
-    for a run shaped like a digit, MISFIT for a single piece that is not (so a path exists)."""
+    """(i, j, fit) for each run of pieces i..j-1 within first..stop-1 (the whole apart) worth
+    reading: fit is 0 for a run shaped like a digit, MISFIT for a single piece that is not (so
+    that a path exists)."""
     runs = []
     height = atoms.height
     for i in range(first, stop):
         for j in range(i + 1, min(stop, i + MAX_RUN) + 1):
+            if (i, j) == (first, stop):
+                continue  # the whole group: read as one already
             x0, y0, x1, y1 = atoms.box(i, j)
             fits = MIN_WIDTH * height <= x1 - x0 <= MAX_WIDTH * height
             fits = fits and y1 - y0 >= MIN_HEIGHT * height
