@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -125,11 +126,13 @@ def test_predict_multi_json_gives_boxes(tmp_path: Path, capsys: pytest.CaptureFi
 def test_api_reads_a_number_with_multi(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
+    from lenet5.data.feedback import FeedbackStore
     from lenet5.inference.checkpoint import load_model
     from lenet5.serving.app import create_app
 
     model, config = load_model(None)
-    client = TestClient(create_app(model, config, None))
+    store = FeedbackStore(tmp_path / "fb.sqlite")
+    client = TestClient(create_app(model, config, None, feedback=store))
     row = make_row(_glyphs("375"), [3, 7, 5], np.random.default_rng(4), touching=True)
     path = tmp_path / "row.png"
     row.image.save(path)
@@ -137,8 +140,17 @@ def test_api_reads_a_number_with_multi(tmp_path: Path) -> None:
         response = client.post("/api/predict?multi=true", files={"file": ("row.png", f)})
     assert response.status_code == 200
     answer = response.json()
-    reading = read_number(model, row.image).answer()
-    assert answer == json.loads(json.dumps(reading)) and answer["number"] == "375"
+    reading = read_number(model, row.image)
+    pieces = [d.pop("preprocessed") for d in answer["digits"]]
+    assert answer == json.loads(json.dumps(reading.answer())) and answer["number"] == "375"
+    assert pieces == [p.image.tolist() for p in reading.digits]
+    # a piece sent back as pixels is kept as a correction of that piece, read as before
+    pixels = (np.array(pieces[1]) / 255).tolist()
+    kept = client.post("/api/feedback", json={"pixels": pixels, "label": "1"})
+    assert kept.status_code == 201
+    again = client.post("/api/predict", json={"pixels": pixels}).json()
+    assert again["preprocessed"] == pieces[1] and again["digit"] == 7
+    assert store.stats()["per_label"]["1"] == store.stats()["total"] == 1
     blank = Image.new("L", (90, 30), 255)
     blank.save(path)
     refused = client.post(
@@ -151,3 +163,72 @@ def test_api_reads_a_number_with_multi(tmp_path: Path) -> None:
         headers={"content-type": "image/png"},
     )
     assert both.status_code == 400
+
+
+# A number written on the page's wide pad (3:1), in fractions of the pad: 1, 7 and 0 apart.
+NUMBER_DRAWING = [
+    [(0.17, 0.15), (0.17, 0.85)],
+    [(0.36, 0.2), (0.56, 0.2), (0.44, 0.85)],
+    [(0.8 + 0.07 * np.sin(t), 0.5 - 0.33 * np.cos(t)) for t in np.linspace(0, 2 * np.pi, 40)],
+]
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    "viewport", [{"width": 1024, "height": 900}, {"width": 390, "height": 844}], ids=str
+)
+def test_the_page_reads_a_number_and_corrects_one_digit(tmp_path: Path, viewport: dict) -> None:
+    """On the page's "a number" pad (bundled model), a written 170 reads as 170 with a box
+    around each digit; the third digit is corrected as a 6, kept as that piece."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from test_serve import CHROMIUM, _chromium, _served, _stroke
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("needs Debian's chromium")
+    store = tmp_path / "fb.sqlite"
+    with _served("--feedback", str(store)) as (url, ended), sync_playwright() as p:
+        browser = _chromium(p)
+        page = browser.new_page(viewport=viewport)
+        page.goto(url)
+        page.check("input[name=mode][value=number]")
+        expect(page.locator("#title")).to_have_text("Write a number")
+        box = page.locator("#pad").bounding_box()
+        assert box["width"] > 2.9 * box["height"]  # the wide pad, on a phone too
+        assert box["x"] + box["width"] <= viewport["width"]
+        for points in NUMBER_DRAWING:
+            _stroke(page, box, points)
+        expect(page.locator("#digit")).to_have_text("170", timeout=10_000)
+        expect(page.locator("#row button")).to_have_count(3)
+        answer = page.evaluate("() => window.lenet5Answer")
+        centres = [(d["box"][0] + d["box"][2]) / 2 / 840 for d in answer["digits"]]
+        assert [round(c, 1) for c in centres] == [0.2, 0.5, 0.8]
+        page.click("#row button[data-position='3']")
+        expect(page.locator("#which")).to_have_text("Digit 3 of the number: ")
+        page.keyboard.press("6")
+        expect(page.locator("#teach-status")).to_contain_text("Digit 3: Kept: a 6, read as 0")
+        expect(page.locator("#counts")).to_contain_text("1 correction")
+        # the chosen digit's box is drawn on the pad in orange (#d9480f), the others in blue
+        colours = page.evaluate(
+            """() => { const c = document.getElementById('boxes');
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                let orange = 0, blue = 0;
+                for (let i = 0; i < d.length; i += 4) {
+                  if (d[i+3] < 200) continue;  // (anti-aliased edges)
+                  if (d[i] > 180 && d[i+1] < 110 && d[i+2] < 60) orange++;
+                  if (d[i] < 80 && d[i+1] > 90 && d[i+2] > 180) blue++;
+                }
+                return [orange, blue]; }"""
+        )
+        assert colours[0] > 200 and colours[1] > 200
+        shot = tmp_path / f"number-{viewport['width']}.png"
+        if viewport["width"] > 800 and "LENET5_SCREENSHOT_NUMBER" in os.environ:
+            shot = Path(os.environ["LENET5_SCREENSHOT_NUMBER"])  # docs/serve-number.png
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert "Traceback" not in ended["log"]
+    import sqlite3
+
+    with sqlite3.connect(store) as db:
+        (label, predicted), *more = db.execute("SELECT label, predicted FROM corrections")
+    assert (label, predicted, more) == (6, 0, [])

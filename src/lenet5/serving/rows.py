@@ -23,6 +23,10 @@ class DigitInRow(BaseModel):
     box: list[int] = Field(
         min_length=4, max_length=4, description="x0, y0, x1, y1 in the image's pixels"
     )
+    preprocessed: list[list[int]] = Field(
+        description="the 28x28 input the model read for this digit (0-255, white on black): "
+        "the piece to send to /api/feedback as pixels (divided by 255) to correct this digit"
+    )
 
 
 class NumberResponse(BaseModel):
@@ -33,12 +37,15 @@ class NumberResponse(BaseModel):
 
 
 async def read_row(executor: Executor, model: Model, upload: Upload) -> Response:
-    """The number in an upload, as `lenet5 predict --multi --json` gives it (without the path),
-    read on `executor`: the thread that runs the model."""
+    """The number in an upload, as `lenet5 predict --multi --json` gives it (without the path,
+    with each digit's input), read on `executor`: the thread that runs the model."""
     image = await row_image(upload)
     loop = asyncio.get_running_loop()
     try:
         reading = await loop.run_in_executor(executor, read_number, model, image)
     except ImageError as exc:
         raise ApiError(422, str(exc)) from None
-    return Response(json.dumps(reading.answer()), media_type="application/json")
+    answer = reading.answer()
+    for digit, prediction in zip(answer["digits"], reading.digits, strict=True):
+        digit["preprocessed"] = prediction.image.tolist()
+    return Response(json.dumps(answer, separators=(",", ":")), media_type="application/json")

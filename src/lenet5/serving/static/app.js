@@ -13,7 +13,11 @@ let drawing = false;
 let last = null;
 let timer = null;
 let inked = false;
-let answered = null;  // { picture: the Blob the model read, digit: its answer }
+// What a correction applies to: { picture: the Blob the model read, or pixels: a piece of a
+// number (28x28, 0-255), digit: its answer, refused, position: the piece's place (from 1) }
+let answered = null;
+let placed = { scale: 1, dx: 0, dy: 0 };  // where the image read lies on the pad
+let mode = "digit";  // or "number": the wide pad, read with ?multi=true (number.js)
 
 function clearPad() {
   ctx.fillStyle = "#fff";
@@ -24,8 +28,10 @@ function clearPad() {
   renderBars(null);
   seen.clearRect(0, 0, 28, 28);
   renderInside(null);
+  latest++;  // an answer still on its way is for the old drawing
   answered = null;
   showTeach();
+  if (typeof clearNumber === "function") clearNumber();
 }
 
 function point(event) {
@@ -44,6 +50,7 @@ function stroke(from, to) {
   ctx.lineTo(to.x, to.y);
   ctx.stroke();
   inked = true;
+  placed = { scale: 1, dx: 0, dy: 0 };  // the pad itself is sent
 }
 
 pad.addEventListener("pointerdown", (event) => {
@@ -77,7 +84,8 @@ async function send(body, type, picture) {
     // For a FormData body fetch sets the multipart Content-Type (with its boundary) itself.
     const headers = type ? { "Content-Type": type } : {};
     const explain = document.getElementById("explain").checked;
-    const url = explain ? "/api/predict?explain=true" : "/api/predict";
+    const url = mode === "number" ? "/api/predict?multi=true"
+      : explain ? "/api/predict?explain=true" : "/api/predict";
     const response = await fetch(url, { method: "POST", body, headers });
     const answer = await response.json();
     if (ticket !== latest) return;  // a newer drawing has been sent since
@@ -85,6 +93,12 @@ async function send(body, type, picture) {
       digitOut.textContent = "?";
       setStatus(answer.detail || `error ${response.status}`, true);
       renderBars(null);
+      if (mode === "number") clearNumber();
+      return;
+    }
+    if (mode === "number") {
+      showNumber(answer);
+      window.lenet5Answer = answer;
       return;
     }
     // No digit likely enough: "not a digit", the closest guess kept small beside it.
@@ -226,6 +240,8 @@ function showOnPad(file) {
     ctx.fillStyle = "#fff";
     ctx.fillRect(0, 0, pad.width, pad.height);
     ctx.drawImage(picture, (pad.width - w) / 2, (pad.height - h) / 2, w, h);
+    placed = { scale, dx: (pad.width - w) / 2, dy: (pad.height - h) / 2 };
+    if (reading) drawBoxes(answered ? answered.position - 1 : -1);
     URL.revokeObjectURL(picture.src);
   };
   picture.src = URL.createObjectURL(file);
@@ -274,16 +290,25 @@ function showTeach() {
   document.getElementById("confirm").disabled = !answered || answered.refused;
   document.getElementById("confirm").textContent =
     answered && !answered.refused ? `Yes, it is a ${answered.digit}` : "Yes";
+  document.getElementById("which").textContent =
+    answered && answered.position ? `Digit ${answered.position} of the number: ` : "";
   if (answered) teachStatus.textContent = "";
 }
 
 async function correct(label) {
   if (!answered) return;
-  const form = new FormData();
-  form.append("file", answered.picture, "drawing.png");
-  form.append("label", String(label));
+  let body, headers = {};
+  if (answered.pixels) {  // a piece of a number: kept as the piece the model read
+    const pixels = answered.pixels.map((row) => row.map((v) => v / 255));
+    body = JSON.stringify({ pixels, label: String(label) });
+    headers = { "Content-Type": "application/json" };
+  } else {
+    body = new FormData();
+    body.append("file", answered.picture, "drawing.png");
+    body.append("label", String(label));
+  }
   try {
-    const response = await fetch("/api/feedback", { method: "POST", body: form });
+    const response = await fetch("/api/feedback", { method: "POST", body, headers });
     const answer = await response.json();
     if (!response.ok) {
       teachStatus.textContent = answer.detail || `error ${response.status}`;
@@ -293,10 +318,11 @@ async function correct(label) {
     teachStatus.classList.remove("error");
     const read = answered.refused ? "not-a-digit" : answered.digit;
     const named = (value) => value === "not-a-digit" ? "not a digit" : `a ${value}`;
-    teachStatus.textContent = label === read
+    const which = answered.position ? `Digit ${answered.position}: ` : "";
+    teachStatus.textContent = which + (label === read
       ? `Kept: ${named(label)}, read right (correction #${answer.id}).`
       : `Kept: ${named(label)}, read as ${named(read).replace(/^a /, "")} ` +
-        `(correction #${answer.id}).`;
+        `(correction #${answer.id}).`);
     refreshCounts();
   } catch (error) {
     teachStatus.textContent = `cannot reach the server (${error})`;
