@@ -188,8 +188,8 @@ def cut_paths(ink: np.ndarray, height: float) -> list[np.ndarray]:
         for r in range(h - 1, 0, -1):
             offset[r - 1] = offset[r] - came[r, x, offset[r]]
         paths.append(columns[x, offset])
-    for left, right in itertools.pairwise(paths):  # never crossing
-        np.maximum(right, left + 1, out=right)
+    for left, right in itertools.pairwise(paths):  # never crossing (nor leaving the part)
+        np.minimum(np.maximum(right, left + 1), w - 1, out=right)
     return paths
 
 
