@@ -8,11 +8,13 @@ each with gaps between the digits and with neighbours whose ink touches or overl
 - count: the share of rows given the right number of digits;
 - refused: the share of rows answered "not a number";
 - ms: the median time to read one row in process (one thread), and the same for 6-digit rows.
-Readers: `paths` (`lenet5 predict --multi`: over-segmentation and the best path) and
-`components` (each connected piece of ink one digit: lenet5 0.1.0's reader).
+Readers: `sweep` (`lenet5 predict --multi`: ink that reads as one digit is one, groups of
+touching digits go to the row reader, LeNet-5 swept along the row), `paths` (over-segmentation
+and the best path through the pieces, each run read by the digit model) and `components` (each
+connected piece of ink one digit: lenet5 0.1.0's reader).
 
     LENET5_DATA=../shared/data/mnist python benchmarks/numbers.py bundled
-    python benchmarks/numbers.py bundled runs/pieces-01/checkpoints/last.pt --save /tmp/rows
+    python benchmarks/numbers.py bundled --row-reader runs/rows-01/lenet5-rows.pt --save /tmp/rows
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from lenet5.data.uci import render
 from lenet5.inference.engines import Model
 from lenet5.inference.numbers import read_number
 from lenet5.inference.predict import load_inference_model, predict_inputs
+from lenet5.inference.sweep import load_row_reader
 
 SEED = 26
 
@@ -69,28 +72,34 @@ def dev_sets(count: int) -> dict[str, list[Row]]:
     return sets
 
 
-def read_paths(model: Model, image: Image.Image) -> tuple[str, bool]:
+def read_sweep(model: Model, image: Image.Image, reader: Any) -> tuple[str, bool]:
+    reading = read_number(model, image, reader)
+    return reading.closest, bool(reading.unread)
+
+
+def read_paths(model: Model, image: Image.Image, reader: Any) -> tuple[str, bool]:
     reading = read_number(model, image)
     return reading.closest, bool(reading.unread)
 
 
-def read_components(model: Model, image: Image.Image) -> tuple[str, bool]:
+def read_components(model: Model, image: Image.Image, reader: Any) -> tuple[str, bool]:
     predictions = predict_inputs(model, split_digits(image))
     return "".join(str(p.digit) for p in predictions), any(p.refused for p in predictions)
 
 
-READERS: dict[str, Callable[[Model, Image.Image], tuple[str, bool]]] = {
+READERS: dict[str, Callable[[Model, Image.Image, Any], tuple[str, bool]]] = {
+    "sweep": read_sweep,
     "paths": read_paths,
     "components": read_components,
 }
 
 
-def measure(model: Model, rows: list[Row], read: Callable) -> dict[str, Any]:
+def measure(model: Model, rows: list[Row], read: Callable, reader: Any) -> dict[str, Any]:
     exact = count = refused = 0
     times, six = [], []
     for row in rows:
         start = time.perf_counter()
-        number, unread = read(model, row.image)
+        number, unread = read(model, row.image, reader)
         seconds = time.perf_counter() - start
         times.append(seconds)
         if len(row.number) == 6:
@@ -112,7 +121,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", help="`bundled` or checkpoint paths")
     parser.add_argument("--rows", type=int, default=200, help="rows per set (default: 200)")
-    parser.add_argument("--readers", default="paths,components", help="(default: both)")
+    parser.add_argument("--readers", default="sweep,paths,components", help="(default: all)")
+    parser.add_argument("--row-reader", type=Path, help="for sweep (default: the bundled one)")
     parser.add_argument("--save", type=Path, help="write the rows as PNG files and labels.json")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
@@ -120,14 +130,15 @@ def main() -> None:
     if args.save:
         _save(sets, args.save)
     results: dict[str, Any] = {"rows_per_set": args.rows, "seed": SEED, "models": {}}
+    reader = load_row_reader(args.row_reader)
     for name in args.models:
         model, _, _ = load_inference_model(None if name == "bundled" else name, engine="onnx")
-        for reader in args.readers.split(","):
+        for way in args.readers.split(","):
             for set_name, rows in sets.items():
-                figures = measure(model, rows, READERS[reader])
-                results["models"].setdefault(name, {}).setdefault(reader, {})[set_name] = figures
+                figures = measure(model, rows, READERS[way], reader)
+                results["models"].setdefault(name, {}).setdefault(way, {})[set_name] = figures
                 print(
-                    f"{name:28} {reader:10} {set_name:20} exact {figures['exact']:.3f}  count "
+                    f"{name:28} {way:10} {set_name:20} exact {figures['exact']:.3f}  count "
                     f"{figures['count']:.3f}  refused {figures['refused']:.3f}  "
                     f"{figures['ms']:.1f} ms/row  (6 digits: {figures['ms_6_digits'] or 0:.1f})",
                     flush=True,

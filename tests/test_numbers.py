@@ -19,6 +19,7 @@ from lenet5.data.rows import ink_crop, make_row
 from lenet5.inference import numbers
 from lenet5.inference.numbers import MAX_RUN, read_number
 from lenet5.inference.predict import load_inference_model
+from lenet5.inference.sweep import load_row_reader
 
 
 def _splits(count: int) -> list[list[tuple[int, int]]]:
@@ -52,6 +53,13 @@ def bundled():
     return load_inference_model(None, engine="torch")[0]
 
 
+@pytest.fixture(scope="module", params=["paths", "sweep"])
+def reader(request):
+    """How touching digits are read: the best path through their pieces (no row reader), or
+    the bundled row reader (what predict --multi uses)."""
+    return load_row_reader() if request.param == "sweep" else None
+
+
 def _glyphs(text: str) -> list[np.ndarray]:
     """The characters of `text` from one of the fonts, as ink crops."""
     font = ImageFont.truetype(str(font_dir() / FONT_FILES[0]), RENDER_SIZE)
@@ -59,11 +67,11 @@ def _glyphs(text: str) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("touching", [False, True])
-def test_reads_a_number_and_boxes_each_digit(bundled, touching: bool) -> None:
+def test_reads_a_number_and_boxes_each_digit(bundled, reader, touching: bool) -> None:
     """(Touching loops, a 0 or an 8, may still be cut in two: benchmarks/numbers.py measures
     how often; these digits are read whole.)"""
     row = make_row(_glyphs("3752"), [3, 7, 5, 2], np.random.default_rng(1), touching)
-    reading = read_number(bundled, row.image)
+    reading = read_number(bundled, row.image, reader)
     assert reading.closest == "3752" and reading.unread == []
     for digit, truth in zip(reading.digits, row.boxes, strict=True):
         x0, y0, x1, y1 = digit.box
@@ -91,24 +99,25 @@ def test_boxes_are_in_the_files_pixels_when_a_large_image_is_shrunk(
         assert np.allclose(np.array(b.box) / 10, a.box, atol=2), (a.box, b.box)
 
 
-def test_a_row_that_is_not_a_number_says_so(bundled) -> None:
-    letters = make_row(_glyphs("4W"), [4, 0], np.random.default_rng(5), False)
-    answer = read_number(bundled, letters.image).answer()
+@pytest.mark.parametrize("touching", [False, True])
+def test_a_row_that_is_not_a_number_says_so(bundled, reader, touching: bool) -> None:
+    letters = make_row(_glyphs("4W"), [4, 0], np.random.default_rng(5), touching)
+    answer = read_number(bundled, letters.image, reader).answer()
     assert answer["number"] is None and answer["reason"].startswith("not a digit at position")
     assert answer["closest"].startswith("4")
 
 
-def test_blank_and_absurd_rows_get_clear_answers(bundled) -> None:
+def test_blank_and_absurd_rows_get_clear_answers(bundled, reader) -> None:
     with pytest.raises(ImageError, match="no ink"):
-        read_number(bundled, Image.new("L", (200, 60), 255))
+        read_number(bundled, Image.new("L", (200, 60), 255), reader)
     dot = Image.new("L", (200, 60), 255)
     dot.putpixel((100, 30), 0)
     with pytest.raises(ImageError, match="no ink"):  # one pixel in 12,000: paper's noise
         read_number(bundled, dot)
     dot.paste(0, (100, 30, 106, 36))
-    assert len(read_number(bundled, dot).digits) == 1  # one piece, read or refused
+    assert len(read_number(bundled, dot, reader).digits) == 1  # one piece, read or refused
     forty = make_row(_glyphs("1234567890" * 4), [0] * 40, np.random.default_rng(0), False)
-    assert len(read_number(bundled, forty.image).closest) == 40
+    assert len(read_number(bundled, forty.image, reader).closest) == 40
 
 
 def test_predict_multi_json_gives_boxes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -140,7 +149,7 @@ def test_api_reads_a_number_with_multi(tmp_path: Path) -> None:
         response = client.post("/api/predict?multi=true", files={"file": ("row.png", f)})
     assert response.status_code == 200
     answer = response.json()
-    reading = read_number(model, row.image)
+    reading = read_number(model, row.image, load_row_reader())  # as the server reads
     pieces = [d.pop("preprocessed") for d in answer["digits"]]
     assert answer == json.loads(json.dumps(reading.answer())) and answer["number"] == "375"
     assert pieces == [p.image.tolist() for p in reading.digits]

@@ -96,10 +96,9 @@ def test_make_rows_is_seeded() -> None:
 def test_paths_stay_inside_the_part_when_the_band_is_wide(monkeypatch: pytest.MonkeyPatch) -> None:
     """Paths pushed apart so as not to cross once pushed the last one past the part's right
     edge (an IndexError) when BAND let a path drift further than MIN_PIECE keeps it in."""
-    from test_numbers import _glyphs
-
     from lenet5.data import segment
     from lenet5.data.preprocess import ink_region, to_gray
+    from test_numbers import _glyphs
 
     monkeypatch.setattr(segment, "BAND", 0.3)
     row = make_row(_glyphs("86523"), [8, 6, 5, 2, 3], np.random.default_rng(0), touching=True)
@@ -107,4 +106,4 @@ def test_paths_stay_inside_the_part_when_the_band_is_wide(monkeypatch: pytest.Mo
     atoms = cut_row(ink)
     assert len(atoms) >= 5 and (atoms.labels > 0).sum() == (atoms.ink > 0).sum()
     for path in cut_paths(ink, digit_height(ink)):
-        assert 0 <= path.min() and path.max() < ink.shape[1]
+        assert path.min() >= 0 and path.max() < ink.shape[1]

@@ -1,4 +1,5 @@
-"""The tutorial's two models: softmax regression and LeNet-5. Both return logits.
+"""The tutorial's two models, softmax regression and LeNet-5, and LeNet-5 swept along a row of
+digits (`RowReader`). All return logits.
 
 Each model divides its logits by a `temperature` buffer: 1 while it trains, then fitted on
 validation data so that its softmax probabilities are calibrated (Guo et al. 2017). A buffer, not
@@ -22,6 +23,16 @@ FC2_UNITS = 84
 CONV2_OUT = IMAGE_SIZE // POOL_SIZE - (KERNEL_SIZE - 1)  # 10
 FLAT_FEATURES = CONV2_CHANNELS * (CONV2_OUT // POOL_SIZE) ** 2  # 16 * 5 * 5 = 400
 TUTORIAL_INIT_STD = 0.1  # tf.truncated_normal(stddev=0.1), biases zero
+
+# The row reader: LeNet-5's layers up to fc1 slid along a row 28 pixels high (fc1 becomes a
+# 5x5 convolution over conv2's pooled maps, as in LeCun et al. 1998's Space Displacement Neural
+# Network), read in both directions by a small GRU and answered per step (CTC).
+ROW_STEP = 2  # pixels between the row reader's steps (two sweeps, 2 pixels apart)
+SWEEP_STRIDE = POOL_SIZE * POOL_SIZE  # pixels between one sweep's steps: 4
+ROW_HIDDEN = 64  # GRU units each way
+GARBAGE = NUM_CLASSES  # the row reader's class for a piece that is not a digit: 10
+BLANK = NUM_CLASSES + 1  # CTC's "nothing new here": 11
+ROW_CLASSES = NUM_CLASSES + 2
 
 MODEL_NAMES = ("lenet5", "softmax")
 INIT_NAMES = ("tutorial", "pytorch")
@@ -64,6 +75,49 @@ class LeNet5(nn.Module):
         x = torch.relu(self.fc1(x))  # (N, 120)
         x = torch.relu(self.fc2(x))  # (N, 84)
         return self.fc3(x) / self.temperature  # (N, 10)
+
+
+class RowReader(nn.Module):
+    """LeNet-5 swept along a row of digits: input (N, 1, 28, W), logits (N, T, ROW_CLASSES),
+    one step every ROW_STEP pixels (step t sees the 28 columns from ROW_STEP * t)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, CONV1_CHANNELS, KERNEL_SIZE, padding=KERNEL_SIZE // 2)
+        self.pool1 = nn.MaxPool2d(POOL_SIZE)
+        self.conv2 = nn.Conv2d(CONV1_CHANNELS, CONV2_CHANNELS, KERNEL_SIZE)
+        self.pool2 = nn.MaxPool2d(POOL_SIZE)
+        self.fc1 = nn.Conv2d(CONV2_CHANNELS, FC1_UNITS, CONV2_OUT // POOL_SIZE)  # LeNet's fc1
+        self.gru = nn.GRU(FC1_UNITS, ROW_HIDDEN, batch_first=True, bidirectional=True)
+        self.out = nn.Linear(2 * ROW_HIDDEN, ROW_CLASSES)
+
+    def sweep(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, 28, W) -> fc1's features (N, FC1_UNITS, T) every SWEEP_STRIDE pixels."""
+        x = torch.relu(self.pool1(self.conv1(x)))  # (N, 6, 14, W / 2)
+        x = torch.relu(self.pool2(self.conv2(x)))  # (N, 16, 5, W / 4 - 2)
+        return torch.relu(self.fc1(x))[:, :, 0]  # (N, 120, W / 4 - 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shift = SWEEP_STRIDE // ROW_STEP
+        sweeps = [self.sweep(x[..., ROW_STEP * k :]) for k in range(shift)]
+        steps = sweeps[-1].shape[2]
+        x = torch.stack([s[:, :, :steps] for s in sweeps], dim=3).flatten(2)  # (N, 120, T)
+        x, _ = self.gru(x.transpose(1, 2))  # (N, T, 2 * ROW_HIDDEN)
+        return self.out(x)  # (N, T, ROW_CLASSES)
+
+    def load_lenet5(self, weights: dict[str, torch.Tensor]) -> None:
+        """Start from a trained LeNet-5's conv1, conv2 and fc1 (reshaped to a convolution)."""
+        own = self.state_dict()
+        for name in ("conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc1.bias"):
+            own[name] = weights[name]
+        own["fc1.weight"] = weights["fc1.weight"].view(own["fc1.weight"].shape)
+        self.load_state_dict(own)
+
+
+def row_steps(width: int) -> int:
+    """The row reader's steps on an input `width` pixels wide (its second sweep starts
+    ROW_STEP in, so the first gives one step more when the widths differ)."""
+    return (SWEEP_STRIDE // ROW_STEP) * ((width - ROW_STEP) // SWEEP_STRIDE - 6)
 
 
 def tutorial_init_(model: nn.Module) -> None:

@@ -50,6 +50,13 @@ def add_parser(sub: Commands) -> None:
         "read them all, each with its box",
     )
     p.add_argument(
+        "--row-reader",
+        type=Path,
+        metavar="FILE",
+        help="with --multi: the row reader that reads touching digits, as "
+        "scripts/train_row_reader.py writes it (default: the bundled one)",
+    )
+    p.add_argument(
         "--save-preprocessed",
         type=Path,
         metavar="DIR",
@@ -88,6 +95,11 @@ def run(args: argparse.Namespace) -> int:
     from lenet5.inference.predict import predict_image
 
     model, _ = inference_model(args)
+    reader = None
+    if args.multi:  # (torch is imported for the row reader only: one digit reads without it)
+        from lenet5.inference.sweep import load_row_reader
+
+        reader = load_row_reader(args.row_reader)
     explained = None  # --explain reads the layers of a PyTorch model, whatever the engine
     if args.explain is not None:
         from lenet5.inference.checkpoint import load_model
@@ -101,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
                 raise ImageError("folder holds no PNG, JPEG, BMP, GIF, WebP or TIFF files")
             image = load_image(sys.stdin.buffer.read() if source == "-" else source)
             if args.multi:
-                reading = read_number(model, image)
+                reading = read_number(model, image, reader)
                 predictions = reading.digits
             else:
                 reading, predictions = None, [predict_image(model, image)]

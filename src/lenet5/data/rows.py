@@ -5,19 +5,29 @@ little. `make_row` puts digit images side by side at one height, either with a g
 between neighbours or moved together until their ink touches (and then overlaps by a pixel or
 two), and gives the row as dark ink on white paper with each digit's box. Rows for measuring
 are made from scikit-learn's UCI digits or MNIST's test split; rows for training, only from
-MNIST's training split (never the test split).
+MNIST's training split (never the test split). `row_input` makes a row's ink the row reader's
+input, as `centre_digit` makes one digit's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
+if TYPE_CHECKING:
+    import torch
+
 DIGIT_HEIGHT = 40  # pixels: a digit's typical height in a row (as on a page or a scan)
 MARGIN = 12  # pixels of paper around the row
 SOLID = 0.5  # ink above this counts when measuring whether neighbours touch
+INPUT_HEIGHT = 28  # the row reader's input: MNIST's height...
+INPUT_DIGIT = 20  # ...with the digits as high as MNIST's 20-pixel box...
+INPUT_ROOM = 26  # ...unless the row's ink (digits set higher or lower) needs more than this
+INPUT_PAD = 14  # paper left and right: half a window, so that the end digits are seen whole
+INPUT_MIN_WIDTH = INPUT_HEIGHT + 4  # the reader's two sweeps, 2 pixels apart, need 30
 
 
 @dataclass
@@ -104,3 +114,32 @@ def make_rows(
             make_row([crops[k] for k in picks], [int(labels[k]) for k in picks], rng, touching)
         )
     return rows
+
+
+def row_input(ink: np.ndarray, height: float) -> tuple[np.ndarray, float]:
+    """A row's ink map (H, W) in [0, 1], its digits `height` pixels high -> the row reader's
+    input (INPUT_HEIGHT, W') float32 in [0, 1], and the scale (input pixels per ink pixel). The
+    ink is centred in height and starts INPUT_PAD from the left, with at least as much paper on
+    its right; its strokes are made as dark as centre_digit makes them."""
+    h, w = ink.shape
+    scale = min(INPUT_DIGIT / max(height, 1.0), INPUT_ROOM / h)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    picture = Image.fromarray(np.ascontiguousarray(ink, np.float32), mode="F")
+    small = np.clip(np.asarray(picture.resize((new_w, new_h), Image.Resampling.BILINEAR)), 0, 1)
+    strokes = small[small > 0.05]
+    core = float(np.percentile(strokes, 90)) if strokes.size else 1.0
+    width = max(new_w + 2 * INPUT_PAD, INPUT_MIN_WIDTH)
+    out = np.zeros((INPUT_HEIGHT, width), np.float32)
+    top, left = (INPUT_HEIGHT - new_h) // 2, INPUT_PAD
+    out[top : top + new_h, left : left + new_w] = np.minimum(small / max(core, 1e-6), 1.0)
+    return out, scale
+
+
+def batch_inputs(inputs: list[np.ndarray]) -> torch.Tensor:
+    """Row reader inputs (28, W_i) -> one batch (N, 1, 28, max W_i), paper (0) on the right."""
+    import torch
+
+    x = torch.zeros(len(inputs), 1, inputs[0].shape[0], max(i.shape[1] for i in inputs))
+    for k, i in enumerate(inputs):
+        x[k, 0, :, : i.shape[1]] = torch.from_numpy(i)
+    return x

@@ -105,15 +105,16 @@ def _pair(rng: np.random.Generator, train: Split) -> np.ndarray:
     return centre_digit(canvas)
 
 
-def non_digits(count: int, train: Split, seed: int = 0) -> Split:
-    """`count` images that are not digits, the KINDS taking turns, labelled NOT_A_DIGIT.
-    `train` gives the digits that pairs are made of (a training split, never a test split)."""
+def non_digits(count: int, train: Split, seed: int = 0, kinds: tuple[str, ...] = KINDS) -> Split:
+    """`count` images that are not digits, `kinds` (of KINDS) taking turns, labelled
+    NOT_A_DIGIT. `train` gives the digits that pairs are made of (a training split, never a
+    test split)."""
     rng = np.random.default_rng(seed)
     fonts = [ImageFont.truetype(str(font_dir() / n), RENDER_SIZE) for n in FONT_FILES]
     shapes = list(SHAPES.values())
     images: list[np.ndarray] = []
     while len(images) < count:
-        kind = KINDS[len(images) % len(KINDS)]
+        kind = kinds[len(images) % len(kinds)]
         if kind == "letter":
             image = _letter(rng, fonts)
         elif kind == "shape":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from concurrent.futures import Executor
 
@@ -12,6 +13,7 @@ from pydantic import BaseModel, Field
 from lenet5.data.preprocess import ImageError
 from lenet5.inference.engines import Model
 from lenet5.inference.numbers import read_number
+from lenet5.inference.sweep import load_row_reader
 from lenet5.serving.uploads import ApiError, Upload, row_image
 
 
@@ -42,10 +44,14 @@ async def read_row(executor: Executor, model: Model, upload: Upload) -> Response
     image = await row_image(upload)
     loop = asyncio.get_running_loop()
     try:
-        reading = await loop.run_in_executor(executor, read_number, model, image)
+        reader = await loop.run_in_executor(executor, _row_reader)
+        reading = await loop.run_in_executor(executor, read_number, model, image, reader)
     except ImageError as exc:
         raise ApiError(422, str(exc)) from None
     answer = reading.answer()
     for digit, prediction in zip(answer["digits"], reading.digits, strict=True):
         digit["preprocessed"] = prediction.image.tolist()
     return Response(json.dumps(answer, separators=(",", ":")), media_type="application/json")
+
+
+_row_reader = functools.cache(load_row_reader)  # the bundled row reader, loaded once

@@ -1,0 +1,86 @@
+"""The row reader (`lenet5.models.RowReader`): loading it, and reading touching digits with it.
+
+`read_number` hands it each group of ink that the digit model does not read as one digit. It
+answers the group's digits left to right (greedy CTC decoding), each with the probabilities of
+its step and where along the group it was read; its "not a digit" class is spread evenly over
+the ten digits, as the digit model answers a non-digit. The group is read at a few sizes
+(SCALES) in one batch, and the reading whose steps are surest together is kept: a row written
+larger or smaller than the digits' height suggests is still read at its own size.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lenet5.data.rows import INPUT_HEIGHT, INPUT_PAD, row_input
+from lenet5.inference.bundled import WEIGHTS_DIR
+
+if TYPE_CHECKING:
+    from lenet5.models import RowReader
+
+BUNDLED_ROW_READER = WEIGHTS_DIR / "lenet5-rows.pt"
+SCALES = (0.85, 1.0, 1.15)  # the digits' height is taken as this times its estimate
+ROW_READER_FORMAT = "lenet5-row-reader"  # lenet5.training.rows.save_row_reader's files
+
+
+def load_row_reader(path: str | Path | None = None) -> RowReader:
+    """The row reader saved at `path` (None: the bundled one), in eval mode. Only tensors and
+    plain values are read from the file (torch.load with weights_only): no code runs."""
+    import torch
+
+    from lenet5.inference.checkpoint import CheckpointError
+    from lenet5.models import RowReader
+
+    path = Path(path) if path is not None else BUNDLED_ROW_READER
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        raise CheckpointError(f"{path}: cannot read the row reader ({exc})") from None
+    if not isinstance(state, dict) or state.get("format") != ROW_READER_FORMAT:
+        raise CheckpointError(f"{path}: not a lenet5 row reader")
+    model = RowReader()
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: its weights do not fit a row reader ({exc})") from None
+    return model.eval()
+
+
+def sweep_digits(
+    reader: RowReader, ink: np.ndarray, height: float
+) -> list[tuple[np.ndarray, float]]:
+    """A group's ink (h, w), its digits `height` pixels high -> the digits read in it, left to
+    right: each one's ten probabilities and its centre column in `ink`."""
+    import torch
+
+    from lenet5.data.rows import batch_inputs
+    from lenet5.models import BLANK, GARBAGE, ROW_STEP, row_steps
+
+    inputs = [row_input(ink, height * s) for s in SCALES]
+    with torch.inference_mode():
+        batch = torch.softmax(reader(batch_inputs([x for x, _ in inputs])), dim=-1).numpy()
+    lengths = [row_steps(x.shape[1]) for x, _ in inputs]
+    surest = [np.log(p[:n].max(axis=1)).mean() for p, n in zip(batch, lengths, strict=True)]
+    k = int(np.argmax(surest))
+    scale = inputs[k][1]
+    probs = batch[k, : lengths[k]]  # (T, ROW_CLASSES)
+    best = probs.argmax(axis=1)  # (T,) each step's class
+    read = []
+    start = 0
+    while start < len(best):
+        label, stop = best[start], start + 1
+        while stop < len(best) and best[stop] == label:
+            stop += 1
+        if label != BLANK:
+            peak = start + int(probs[start:stop, label].argmax())
+            p = probs[peak, :BLANK] / probs[peak, :BLANK].sum()  # (11,) without the blank
+            digits = p[:GARBAGE] + p[GARBAGE] / GARBAGE
+            # step t sees the input's columns from ROW_STEP * t, INPUT_HEIGHT wide
+            centre = (ROW_STEP * peak + INPUT_HEIGHT / 2 - INPUT_PAD) / scale
+            read.append((digits, centre))
+        start = stop
+    return read

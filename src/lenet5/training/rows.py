@@ -1,0 +1,214 @@
+"""Training the row reader (`lenet5.models.RowReader`) on rows of digits made here.
+
+Rows of 1-7 digits from MNIST's training split and the font-rendered and stroke-drawn digits
+(the bundled model's sources), each distorted as the robust recipe distorts its digits and
+half of them at low resolution, set apart or touching (`lenet5.data.rows`), with now and then
+a letter, a shape or a scribble in a digit's place (the class GARBAGE: "not a digit"). Each
+row is found on its paper and scaled as `read_number` does. The reader starts from a trained
+LeNet-5's layers and learns with CTC (Graves et al. 2006): it is told a row's digits, never
+where they are. Rows made from MNIST's validation split, never trained on, measure it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lenet5.data.mnist import Split, to_float
+from lenet5.data.preprocess import ink_region, to_gray
+from lenet5.data.rows import batch_inputs, ink_crop, make_row, row_input
+from lenet5.data.segment import digit_height
+from lenet5.files import atomic_write
+from lenet5.inference.sweep import ROW_READER_FORMAT
+from lenet5.models import BLANK, GARBAGE, RowReader, row_steps
+
+VISIBLE_INK = 60  # a distorted digit with no pixel above this (of 255) has left its frame
+KINDS = ("letter", "shape", "scribble")  # non-digits in rows; not "pair": two digits are two
+
+
+@dataclass
+class RowTrainConfig:
+    rows: int = 60_000  # training rows, made once per run
+    epochs: int = 12
+    batch_size: int = 64  # rows per step
+    lr: float = 2e-3  # the one-cycle schedule's peak (Adam)
+    touching: float = 0.6  # share of the rows whose neighbours touch
+    garbage: float = 0.05  # chance that a place in a row holds a non-digit
+    max_digits: int = 7  # a row holds 1 to this many
+    affine: float = 1.0  # each digit's distortion, as the robust recipe's
+    aspect: float = 0.25
+    blur: float = 0.7  # half the digits pass through (1 - blur) x 28 pixels
+    fonts: int = 10  # copies of the font-rendered digits
+    strokes: int = 2000  # stroke-drawn digits per class
+    val_rows: int = 500  # rows of MNIST validation digits measured after each epoch
+    seed: int = 0
+
+
+Rows = tuple[list[np.ndarray], list[list[int]]]  # reader inputs (28, W) and their labels
+
+
+def source_crops(
+    config: RowTrainConfig, train: Split
+) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray]]:
+    """The digits rows are made of (ink crops, distorted) with their labels, and non-digits."""
+    from lenet5.data.augment import Distortion
+    from lenet5.data.fonts import font_digits
+    from lenet5.data.shapes import non_digits
+    from lenet5.data.strokes import stroke_digits
+
+    fonts, strokes = font_digits(), stroke_digits(config.strokes, seed=config.seed)
+    images = torch.cat([train.images, fonts.images.repeat(config.fonts, 1, 1), strokes.images])
+    labels = torch.cat([train.labels, fonts.labels.repeat(config.fonts), strokes.labels])
+    torch.manual_seed(config.seed)
+    distort = Distortion(affine=config.affine, aspect=config.aspect, blur=config.blur)
+    images = (distort(to_float(images))[:, 0] * 255).round().clamp(0, 255).to(torch.uint8)
+    kept = images.flatten(1).amax(dim=1) > VISIBLE_INK
+    others = non_digits(
+        max(1, round(config.rows * config.garbage)), train, config.seed, kinds=KINDS
+    )
+    return (
+        [ink_crop(x) for x in images[kept].numpy()],
+        labels[kept].numpy(),
+        [ink_crop(x) for x in others.images.numpy()],
+    )
+
+
+def make_rows(
+    config: RowTrainConfig,
+    digits: list[np.ndarray],
+    labels: np.ndarray,
+    others: list[np.ndarray],
+    count: int,
+    seed: int,
+) -> Rows:
+    """`count` rows as reader inputs with their labels (digits, or GARBAGE for a non-digit)."""
+    rng = np.random.default_rng(seed)
+    inputs, targets = [], []
+    for _ in range(count):
+        crops, row_labels = [], []
+        for _ in range(int(rng.integers(1, config.max_digits + 1))):
+            if others and rng.random() < config.garbage:
+                crops.append(others[int(rng.integers(len(others)))])
+                row_labels.append(GARBAGE)
+            else:
+                k = int(rng.integers(len(digits)))
+                crops.append(digits[k])
+                row_labels.append(int(labels[k]))
+        row = make_row(crops, row_labels, rng, touching=bool(rng.random() < config.touching))
+        ink, _ = ink_region(to_gray(row.image))
+        inputs.append(row_input(ink, digit_height(ink))[0])
+        targets.append(row_labels)
+    return inputs, targets
+
+
+def ctc_loss(model: RowReader, inputs: list[np.ndarray], targets: list[list[int]]) -> torch.Tensor:
+    """The mean CTC loss of a batch of rows (each row's loss divided by its length)."""
+    log_probs = F.log_softmax(model(batch_inputs(inputs)), dim=2).transpose(0, 1)  # (T, N, C)
+    return F.ctc_loss(
+        log_probs,
+        torch.tensor([d for t in targets for d in t]),
+        torch.tensor([min(row_steps(i.shape[1]), log_probs.shape[0]) for i in inputs]),
+        torch.tensor([len(t) for t in targets]),
+        blank=BLANK,
+        zero_infinity=True,
+    )
+
+
+def decode(logits: torch.Tensor) -> list[int]:
+    """Greedy CTC decoding of one row's logits (T, C): the classes, repeats merged, blanks out."""
+    best = logits.argmax(dim=-1).tolist()
+    return [c for t, c in enumerate(best) if c != BLANK and (t == 0 or c != best[t - 1])]
+
+
+def exact(model: RowReader, rows: Rows) -> float:
+    """The share of rows read exactly (one row at a time, as `read_number` reads)."""
+    model.eval()
+    with torch.inference_mode():
+        right = sum(decode(model(batch_inputs([x]))[0]) == t for x, t in zip(*rows, strict=True))
+    model.train()
+    return right / max(1, len(rows[0]))
+
+
+def train_one_epoch(
+    model: RowReader,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    rows: Rows,
+    batches: list[np.ndarray],
+) -> dict[str, float]:
+    """One pass over `batches` (index arrays into `rows`) -> the mean loss."""
+    total = 0.0
+    for batch in batches:
+        loss = ctc_loss(model, [rows[0][k] for k in batch], [rows[1][k] for k in batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total += loss.item()
+    return {"loss": total / max(1, len(batches))}
+
+
+def fit(
+    config: RowTrainConfig,
+    train: Split,
+    val: Split,
+    init: dict[str, torch.Tensor] | None = None,
+    log: Callable[[str], None] = print,
+) -> tuple[RowReader, dict[str, Any]]:
+    """Make the rows, train a row reader on them (from `init`, a LeNet-5's weights) and
+    measure it on rows of `val` -> the reader (in eval mode) and its metrics."""
+    start = time.perf_counter()
+    digits, labels, others = source_crops(config, train)
+    rows = make_rows(config, digits, labels, others, config.rows, config.seed)
+    val_crops = [ink_crop(x) for x in val.images.numpy()]
+    plain = dataclasses.replace(config, garbage=0.0)
+    val_rows = make_rows(plain, val_crops, val.labels.numpy(), [], config.val_rows, config.seed + 1)
+    log(f"made {config.rows} training rows ({time.perf_counter() - start:.0f} s)")
+    torch.manual_seed(config.seed)
+    model = RowReader()
+    if init is not None:
+        model.load_lenet5(init)
+    # Rows of like width batched together (less padding), the batches shuffled each epoch.
+    order = np.argsort([x.shape[1] for x in rows[0]], kind="stable")
+    batches = [order[k : k + config.batch_size] for k in range(0, len(order), config.batch_size)]
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, config.lr, total_steps=config.epochs * len(batches), pct_start=0.15
+    )
+    rng = np.random.default_rng(config.seed)
+    metrics: dict[str, Any] = {}
+    for epoch in range(1, config.epochs + 1):
+        began = time.perf_counter()
+        rng.shuffle(batches)
+        metrics = train_one_epoch(model, optimizer, scheduler, rows, batches)
+        metrics["val_exact"] = exact(model, val_rows)
+        log(
+            f"epoch {epoch}/{config.epochs}: loss {metrics['loss']:.3f}, MNIST validation rows "
+            f"{metrics['val_exact']:.1%} exact ({time.perf_counter() - began:.0f} s)"
+        )
+    return model.eval(), metrics
+
+
+def save_row_reader(
+    path: Path, model: RowReader, config: RowTrainConfig, metrics: dict[str, Any]
+) -> None:
+    """The reader's weights with its config and metrics (plain tensors and numbers: loaded
+    with torch.load(weights_only=True))."""
+    state = {
+        "format": ROW_READER_FORMAT,
+        "config": dataclasses.asdict(config),
+        "metrics": metrics,
+        "model": model.state_dict(),
+    }
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write(path, lambda f: f.write(buffer.getvalue()))

@@ -1,0 +1,164 @@
+"""The row reader: LeNet-5 swept along a row (lenet5.models.RowReader), trained with CTC
+(lenet5.training.rows), loaded and read (lenet5.inference.sweep). No data needed."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lenet5.data.rows import INPUT_DIGIT, INPUT_HEIGHT, INPUT_PAD, batch_inputs, row_input
+from lenet5.inference.checkpoint import CheckpointError
+from lenet5.inference.sweep import BUNDLED_ROW_READER, load_row_reader, sweep_digits
+from lenet5.models import BLANK, GARBAGE, LeNet5, RowReader, count_parameters, row_steps
+from lenet5.training.rows import (
+    RowTrainConfig,
+    ctc_loss,
+    decode,
+    exact,
+    save_row_reader,
+)
+
+
+def test_the_sweep_is_lenet5_on_each_window() -> None:
+    """Step t of a sweep gives what LeNet-5's fc1 gives on the 28 columns from 4t (a second
+    implementation: the network run window by window; conv1's SAME padding is paper above and
+    below, and the row's own pixels left and right, as the sweep sees them)."""
+    torch.manual_seed(0)
+    lenet = LeNet5().eval()
+    reader = RowReader().eval()
+    reader.load_lenet5(lenet.state_dict())
+    row = torch.rand(1, 1, 28, 60)
+    padded = torch.nn.functional.pad(row, (2, 2))
+    with torch.no_grad():
+        swept = reader.sweep(row)[0]  # (120, T)
+        for t in range(swept.shape[1]):
+            x = padded[..., 4 * t : 4 * t + 32]  # the window and 2 columns each side
+            x = torch.nn.functional.conv2d(x, lenet.conv1.weight, lenet.conv1.bias, padding=(2, 0))
+            x = torch.relu(lenet.pool2(lenet.conv2(torch.relu(lenet.pool1(x)))))
+            fc1 = torch.relu(lenet.fc1(x.flatten(1)))[0]
+            torch.testing.assert_close(swept[:, t], fc1, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("width", [32, 33, 34, 35, 36, 101, 250])
+def test_row_steps_counts_the_readers_outputs(width: int) -> None:
+    with torch.no_grad():
+        logits = RowReader()(torch.zeros(1, 1, 28, width))
+    assert logits.shape == (1, row_steps(width), GARBAGE + 2)
+
+
+def test_the_reader_is_lenet5_and_a_small_gru() -> None:
+    gru = 2 * 3 * (120 * 64 + 64 * 64 + 2 * 64)  # two directions, three gates
+    assert count_parameters(RowReader()) == 156 + 2416 + 48120 + gru + 128 * 12 + 12
+
+
+def test_decode_merges_repeats_and_drops_blanks() -> None:
+    best = [BLANK, 3, 3, BLANK, 3, 7, 7, BLANK, GARBAGE, BLANK]
+    logits = torch.nn.functional.one_hot(torch.tensor(best), GARBAGE + 2).float()
+    assert decode(logits) == [3, 3, 7, GARBAGE]
+
+
+def test_row_input_sets_digits_mnist_high() -> None:
+    ink = np.zeros((80, 300), np.float32)
+    ink[10:50, 5:25] = 1.0  # digits 40 pixels high
+    ink[30:70, 200:230] = 0.5
+    x, scale = row_input(ink, height=40.0)
+    assert x.shape[0] == INPUT_HEIGHT and scale == pytest.approx(26 / 80)  # the ink's room
+    x, scale = row_input(ink[:, :100], height=40.0)
+    assert scale == pytest.approx(26 / 80)
+    x, scale = row_input(ink[10:50, 5:], height=40.0)
+    assert scale == pytest.approx(INPUT_DIGIT / 40)
+    rows, cols = np.flatnonzero(x.any(axis=1)), np.flatnonzero(x.any(axis=0))
+    assert rows[-1] - rows[0] + 1 == INPUT_DIGIT and cols[0] == INPUT_PAD
+    assert x.max() == 1.0  # the faint digit as dark as the other
+    tiny, _ = row_input(np.ones((3, 2), np.float32), height=3.0)
+    assert tiny.shape[1] >= 32  # room for both sweeps
+
+
+def _font_rows(count: int) -> tuple[list[np.ndarray], list[list[int]]]:
+    """Rows of font digits (tests/test_numbers.py's), touching, as reader inputs."""
+    from lenet5.data.preprocess import ink_region, to_gray
+    from lenet5.data.rows import make_row
+    from lenet5.data.segment import digit_height
+    from test_numbers import _glyphs
+
+    rng = np.random.default_rng(0)
+    inputs, targets = [], []
+    for _ in range(count):
+        digits = [int(d) for d in rng.integers(0, 10, int(rng.integers(2, 5)))]
+        row = make_row(_glyphs("".join(map(str, digits))), digits, rng, touching=True)
+        ink, _ = ink_region(to_gray(row.image))
+        inputs.append(row_input(ink, digit_height(ink))[0])
+        targets.append(digits)
+    return inputs, targets
+
+
+def test_ctc_training_learns_to_read_a_few_rows() -> None:
+    """A tiny batch the reader must overfit: from the bundled LeNet-5's layers, told only each
+    row's digits, it learns to read all eight rows exactly (about 80 steps)."""
+    from lenet5.inference.checkpoint import load_checkpoint
+
+    torch.manual_seed(0)
+    rows = _font_rows(8)
+    model = RowReader()
+    model.load_lenet5(load_checkpoint(None)["model"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    before = ctc_loss(model, *rows).item()
+    for step in range(1, 201):
+        loss = ctc_loss(model, *rows)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % 10 == 0 and exact(model, rows) == 1.0:
+            break
+    assert exact(model, rows) == 1.0 and loss.item() < before / 10
+    assert model.training  # exact() hands the model back as it found it
+
+
+def test_saved_readers_load_and_other_files_are_refused(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = RowReader().eval()
+    path = tmp_path / "rows.pt"
+    save_row_reader(path, model, RowTrainConfig(rows=10), {"loss": 1.0})
+    loaded = load_row_reader(path)
+    x = batch_inputs([np.random.default_rng(0).random((28, 80), dtype=np.float32)])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
+    state = torch.load(path, weights_only=True)
+    assert state["config"]["rows"] == 10 and state["metrics"] == {"loss": 1.0}
+    torch.save({"format": "something else", "model": {}}, tmp_path / "other.pt")
+    (tmp_path / "code.pt").write_bytes(pickle.dumps(RowTrainConfig(), protocol=2))  # code
+    (tmp_path / "cut.pt").write_bytes(path.read_bytes()[:100])
+    torch.save({"format": "lenet5-row-reader", "model": {"x": torch.zeros(1)}}, tmp_path / "w.pt")
+    for name, says in [
+        ("other.pt", "not a lenet5 row reader"),
+        ("code.pt", "cannot read"),
+        ("cut.pt", "cannot read"),
+        ("w.pt", "do not fit"),
+        ("missing.pt", "cannot read"),
+    ]:
+        with pytest.raises(CheckpointError, match=says):
+            load_row_reader(tmp_path / name)
+
+
+def test_the_bundled_reader_is_what_its_script_trained() -> None:
+    """scripts/train_row_reader.py's file, defaults and all (MNIST's training split and
+    generated digits; measured on rows of MNIST validation digits, 84.4% when trained)."""
+    state = torch.load(BUNDLED_ROW_READER, weights_only=True)
+    assert state["config"] == dataclasses.asdict(RowTrainConfig())
+    assert state["metrics"]["val_exact"] >= 0.84
+    assert BUNDLED_ROW_READER.stat().st_size < 600_000  # weights only
+
+
+def test_the_bundled_reader_reads_touching_font_rows() -> None:
+    """Font digits are not what it learned from (MNIST and generated strokes, distorted), yet
+    it reads most touching font rows; each digit's centre falls in its row order."""
+    reader = load_row_reader()
+    inputs, targets = _font_rows(20)
+    assert exact(reader, (inputs, targets)) >= 0.8
+    ink = np.zeros((40, 200), np.float32)
+    assert sweep_digits(reader, ink, 40.0) == []  # paper: nothing read
