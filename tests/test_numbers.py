@@ -85,15 +85,16 @@ def test_reads_a_number_and_boxes_each_digit(bundled, reader, touching: bool) ->
     assert answer["digits"][0]["box"] == list(reading.digits[0].box)
 
 
+@pytest.mark.parametrize("touching", [False, True])
 def test_boxes_are_in_the_files_pixels_when_a_large_image_is_shrunk(
-    bundled, tmp_path: Path
+    bundled, reader, tmp_path: Path, touching: bool
 ) -> None:
-    row = make_row(_glyphs("37"), [3, 7], np.random.default_rng(2), touching=False)
-    small = read_number(bundled, row.image)
+    row = make_row(_glyphs("37"), [3, 7], np.random.default_rng(2), touching)
+    small = read_number(bundled, row.image, reader)
     big = row.image.resize((row.image.width * 10, row.image.height * 10), Image.Resampling.NEAREST)
     path = tmp_path / "big.png"
     big.save(path)
-    large = read_number(bundled, load_image(path))  # decoded at most 768 px wide
+    large = read_number(bundled, load_image(path), reader)  # decoded at most 768 px wide
     assert large.closest == small.closest == "37"
     for a, b in zip(small.digits, large.digits, strict=True):
         assert np.allclose(np.array(b.box) / 10, a.box, atol=2), (a.box, b.box)
