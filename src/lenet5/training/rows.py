@@ -37,8 +37,8 @@ KINDS = ("letter", "shape", "scribble")  # non-digits in rows; not "pair": two d
 
 @dataclass
 class RowTrainConfig:
-    rows: int = 60_000  # training rows, made once per run
-    epochs: int = 12
+    rows: int = 100_000  # training rows, made once per run
+    epochs: int = 14
     batch_size: int = 64  # rows per step
     lr: float = 2e-3  # the one-cycle schedule's peak (Adam)
     touching: float = 0.6  # share of the rows whose neighbours touch
