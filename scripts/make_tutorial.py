@@ -462,7 +462,12 @@ plt.show()""",
     ),
     (
         "md",
-        """### Export to ONNX
+        """*What to notice:* the photo's paper is gray and unevenly lit and the digit is dark;
+the model's input is what MNIST's digits look like, white ink on black, cut out, fitted into
+20x20 and centred by mass. Every image given to `lenet5 predict`, the page or the API goes
+through this same step.
+
+### Export to ONNX
 
 The trained network as an ONNX file runs anywhere ONNX Runtime does, without PyTorch; here we
 check that it gives the same digits.""",
