@@ -159,7 +159,8 @@ def _swept(
             )
             image = centre_digit(part)
         found.append((box, probabilities, image, len(mine) > 0))
-    again = predict_inputs(model, [image for _, _, image, own in found if own] or [found[0][2]])
+    owned = [image for _, _, image, own in found if own]
+    again = predict_inputs(model, owned) if owned else []
     predictions = []
     for box, probabilities, image, own in found:
         if own:

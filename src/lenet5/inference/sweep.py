@@ -68,19 +68,29 @@ def sweep_digits(
     k = int(np.argmax(surest))
     scale = inputs[k][1]
     probs = batch[k, : lengths[k]]  # (T, ROW_CLASSES)
-    best = probs.argmax(axis=1)  # (T,) each step's class
     read = []
+    for label, start, stop in greedy_runs(probs.argmax(axis=1).tolist()):
+        peak = start + int(probs[start:stop, label].argmax())
+        p = probs[peak, :BLANK] / probs[peak, :BLANK].sum()  # (11,) without the blank
+        digits = p[:GARBAGE] + p[GARBAGE] / GARBAGE
+        # step t sees the input's columns from ROW_STEP * t, INPUT_HEIGHT wide
+        centre = (ROW_STEP * peak + INPUT_HEIGHT / 2 - INPUT_PAD) / scale
+        read.append((digits, centre))
+    return read
+
+
+def greedy_runs(best: list[int]) -> list[tuple[int, int, int]]:
+    """Greedy CTC decoding of each step's likeliest class: (class, first step, stop) of each
+    run of one class that is not the blank, left to right (repeats merged, blanks out)."""
+    from lenet5.models import BLANK
+
+    runs = []
     start = 0
     while start < len(best):
-        label, stop = best[start], start + 1
-        while stop < len(best) and best[stop] == label:
+        stop = start + 1
+        while stop < len(best) and best[stop] == best[start]:
             stop += 1
-        if label != BLANK:
-            peak = start + int(probs[start:stop, label].argmax())
-            p = probs[peak, :BLANK] / probs[peak, :BLANK].sum()  # (11,) without the blank
-            digits = p[:GARBAGE] + p[GARBAGE] / GARBAGE
-            # step t sees the input's columns from ROW_STEP * t, INPUT_HEIGHT wide
-            centre = (ROW_STEP * peak + INPUT_HEIGHT / 2 - INPUT_PAD) / scale
-            read.append((digits, centre))
+        if best[start] != BLANK:
+            runs.append((best[start], start, stop))
         start = stop
-    return read
+    return runs

@@ -44,8 +44,9 @@ async def read_row(executor: Executor, model: Model, upload: Upload) -> Response
     image = await row_image(upload)
     loop = asyncio.get_running_loop()
     try:
-        reader = await loop.run_in_executor(executor, _row_reader)
-        reading = await loop.run_in_executor(executor, read_number, model, image, reader)
+        reading = await loop.run_in_executor(
+            executor, lambda: read_number(model, image, _row_reader())
+        )
     except ImageError as exc:
         raise ApiError(422, str(exc)) from None
     answer = reading.answer()

@@ -28,7 +28,7 @@ from lenet5.data.preprocess import ink_region, to_gray
 from lenet5.data.rows import batch_inputs, ink_crop, make_row, row_input
 from lenet5.data.segment import digit_height
 from lenet5.files import atomic_write
-from lenet5.inference.sweep import ROW_READER_FORMAT
+from lenet5.inference.sweep import ROW_READER_FORMAT, greedy_runs
 from lenet5.models import BLANK, GARBAGE, RowReader, row_steps
 
 VISIBLE_INK = 60  # a distorted digit with no pixel above this (of 255) has left its frame
@@ -82,7 +82,7 @@ def source_crops(
     )
 
 
-def make_rows(
+def training_rows(
     config: RowTrainConfig,
     digits: list[np.ndarray],
     labels: np.ndarray,
@@ -125,8 +125,7 @@ def ctc_loss(model: RowReader, inputs: list[np.ndarray], targets: list[list[int]
 
 def decode(logits: torch.Tensor) -> list[int]:
     """Greedy CTC decoding of one row's logits (T, C): the classes, repeats merged, blanks out."""
-    best = logits.argmax(dim=-1).tolist()
-    return [c for t, c in enumerate(best) if c != BLANK and (t == 0 or c != best[t - 1])]
+    return [label for label, _, _ in greedy_runs(logits.argmax(dim=-1).tolist())]
 
 
 def exact(model: RowReader, rows: Rows) -> float:
@@ -168,10 +167,12 @@ def fit(
     measure it on rows of `val` -> the reader (in eval mode) and its metrics."""
     start = time.perf_counter()
     digits, labels, others = source_crops(config, train)
-    rows = make_rows(config, digits, labels, others, config.rows, config.seed)
+    rows = training_rows(config, digits, labels, others, config.rows, config.seed)
     val_crops = [ink_crop(x) for x in val.images.numpy()]
     plain = dataclasses.replace(config, garbage=0.0)
-    val_rows = make_rows(plain, val_crops, val.labels.numpy(), [], config.val_rows, config.seed + 1)
+    val_rows = training_rows(
+        plain, val_crops, val.labels.numpy(), [], config.val_rows, config.seed + 1
+    )
     log(f"made {config.rows} training rows ({time.perf_counter() - start:.0f} s)")
     torch.manual_seed(config.seed)
     model = RowReader()
