@@ -15,7 +15,7 @@ from lenet5.data import mnist as data
 REAL_DATA = os.environ.get("LENET5_DATA")
 
 # tests/test_benchmarks.py imports benchmark scripts. Their folder goes last on the path, not
-# first, so that benchmarks/numbers.py never hides the standard library's `numbers` module.
+# first, so that a script's name never hides a module of the standard library.
 sys.path.append(str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 
 import peer_protocol
@@ -90,3 +91,11 @@ def test_request_cost_times_answered_requests_and_refuses_failed_ones() -> None:
     app = create_app(model, config, None, engine="onnx")
     with pytest.raises(RuntimeError, match="422"):
         asyncio.run(request_cost.app_cost(app, b"not an image", 4, 2))
+
+
+def test_no_script_hides_a_module_of_the_standard_library() -> None:
+    """`python benchmarks/X.py` puts benchmarks/ first on the path: a script named like a module
+    of the standard library (numbers.py did) is imported in its place, by numpy among others."""
+    scripts = Path(__file__).resolve().parent.parent.glob("*/*.py")
+    clashes = [str(p) for p in scripts if p.stem in sys.stdlib_module_names]
+    assert clashes == []

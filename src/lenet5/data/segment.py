@@ -194,7 +194,7 @@ def cut_paths(ink: np.ndarray, height: float) -> list[np.ndarray]:
 
 
 def split_digits(image: Image.Image, min_area: float = 0.02) -> list[np.ndarray]:
-    """lenet5 0.1.0's reader of rows, kept to measure against (benchmarks/numbers.py): an
+    """lenet5 0.1.0's reader of rows, kept to measure against (benchmarks/whole_numbers.py): an
     image of a row of digits -> one MNIST-style (28, 28) uint8 image per digit, left to
     right. Connected ink components that overlap horizontally are one digit (a 5's detached
     bar); components smaller than `min_area` of the largest are noise."""

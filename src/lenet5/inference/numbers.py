@@ -14,7 +14,7 @@ to the most (a Viterbi search), each run's probability being its most likely dig
 that is two digits at once gets a low probability from a model that learned to say "not a
 digit", so the best path separates them. A digit's shape bounds what a run may be: at least
 MIN_HEIGHT and MIN_WIDTH (a speck or a sliver is not a digit), at most MAX_WIDTH.
-benchmarks/numbers.py measures both ways.
+benchmarks/whole_numbers.py measures both ways.
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ MAX_RUN = 4  # pieces one digit may be cut into
 MAX_WIDTH = 1.2  # times the digits' height: no digit is wider
 MIN_WIDTH = 0.08  # times the digits' height: a 1 is a stroke at least this wide
 MIN_HEIGHT = 0.45  # times the digits' height: no digit is shorter
-PIECES_WEIGHT = 0.5  # a swept digit's probabilities: the row reader's times the digit model's on
-# its pieces to this power (0.5 was best of 0, 0.3, 0.5, 1 on benchmarks/numbers.py's dev rows)
+# A swept digit's probabilities: the row reader's times the digit model's on its pieces to this
+# power (0.5 was best of 0, 0.3, 0.5, 1 on benchmarks/whole_numbers.py's dev rows).
+PIECES_WEIGHT = 0.5
 MISFIT = -20.0  # log-score of a run that cannot be a digit (kept only when nothing else fits)
 FLOOR = 1e-6  # probabilities below this count as this (log of 0)
 

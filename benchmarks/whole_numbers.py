@@ -13,8 +13,9 @@ touching digits go to the row reader, LeNet-5 swept along the row), `paths` (ove
 and the best path through the pieces, each run read by the digit model) and `components` (each
 connected piece of ink one digit: lenet5 0.1.0's reader).
 
-    LENET5_DATA=../shared/data/mnist python benchmarks/numbers.py bundled
-    python benchmarks/numbers.py bundled --row-reader runs/rows-01/lenet5-rows.pt --save /tmp/rows
+    LENET5_DATA=../shared/data/mnist python benchmarks/whole_numbers.py bundled
+    python benchmarks/whole_numbers.py bundled --row-reader runs/rows-01/lenet5-rows.pt \
+        --save /tmp/rows
 """
 
 from __future__ import annotations
