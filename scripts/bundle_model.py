@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument(
         "--base-card",
         type=Path,
-        help="the card of the model file a second-stage run learned from (its one --teacher)",
+        help="the card of the model a second-stage run started from (its --init-from file)",
     )
     args = parser.parse_args()
     config, state = finished_run(args.run_dir, NOT_A_DIGIT if args.base_card else DISTILLATION)
@@ -104,14 +104,12 @@ def main() -> None:
     if args.base_card:
         # The second stage: its base model is its teacher too, and its card says how it was made.
         base = json.loads(args.base_card.read_text())
-        start = Path(config.teachers[0]) if len(config.teachers) == 1 else None
-        if start is None or not start.is_file() or config.init_from not in ("", str(start)):
-            raise SystemExit(
-                f"{args.run_dir} must learn from one model file (and start from it or afresh)"
-            )
+        start = Path(config.init_from)
+        if config.teachers != [config.init_from] or not start.is_file():
+            raise SystemExit(f"{args.run_dir} must start from and learn from one model file")
         if hashlib.sha256(start.read_bytes()).hexdigest() != base["sha256"]:
             raise SystemExit(f"{start} is not the model of {args.base_card}")
-        teachers = [{"file": str(start), "card": base}]
+        teachers = [{"file": config.init_from, "card": base}]
     else:
         # Each teacher must be a plain robust run, so that its command reproduces it.
         teachers = [
