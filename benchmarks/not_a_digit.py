@@ -18,7 +18,9 @@ For each model (a run directory, a checkpoint, or `bundled`), side by side:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,19 @@ from strokes import STYLES, european_digits
 
 PER_KIND = 300
 SEED = 31
+
+
+def straight(corners: Points) -> Points:
+    """A polygon's corners with points along each side, so that the pen's curve through them
+    (strokes.draw draws a Catmull-Rom spline) keeps the sides straight and the corners sharp:
+    through the corners alone, a diamond or a pentagon comes out as round as a 0."""
+    return [
+        (x0 + (x1 - x0) * t, y0 + (y1 - y0) * t)
+        for (x0, y0), (x1, y1) in itertools.pairwise(corners)
+        for t in (0.0, 0.25, 0.5, 0.75)
+    ] + corners[-1:]
+
+
 # fmt: off
 LETTERS: dict[str, list[Points]] = {
     "A": [[(0.15, 0.9), (0.5, 0.1), (0.85, 0.9)], [(0.3, 0.58), (0.7, 0.58)]],
@@ -63,15 +78,48 @@ LETTERS: dict[str, list[Points]] = {
 SHAPES: dict[str, list[Points]] = {
     "infinity": [[(0.5, 0.5), (0.3, 0.3), (0.1, 0.5), (0.3, 0.7), (0.5, 0.5), (0.7, 0.3),
                   (0.9, 0.5), (0.7, 0.7), (0.5, 0.5)]],
-    "diamond": [[(0.5, 0.08), (0.88, 0.5), (0.5, 0.92), (0.12, 0.5), (0.5, 0.08)]],
+    "diamond": [straight([(0.5, 0.08), (0.88, 0.5), (0.5, 0.92), (0.12, 0.5), (0.5, 0.08)])],
     "note": [[(0.55, 0.8), (0.55, 0.1), (0.85, 0.25)], [(0.55, 0.8), (0.4, 0.72), (0.3, 0.8),
              (0.38, 0.9), (0.52, 0.86)]],
     "flower": [[(0.5, 0.5), (0.4, 0.2), (0.5, 0.1), (0.6, 0.2), (0.5, 0.5), (0.8, 0.4),
                 (0.9, 0.5), (0.8, 0.6), (0.5, 0.5), (0.6, 0.8), (0.5, 0.9), (0.4, 0.8),
                 (0.5, 0.5), (0.2, 0.6), (0.1, 0.5), (0.2, 0.4), (0.5, 0.5)]],
-    "pentagon": [[(0.5, 0.1), (0.9, 0.4), (0.75, 0.9), (0.25, 0.9), (0.1, 0.4), (0.5, 0.1)]],
+    "pentagon": [straight([(0.5, 0.1), (0.9, 0.4), (0.75, 0.9), (0.25, 0.9), (0.1, 0.4),
+                           (0.5, 0.1)])],
     "two_arrows": [[(0.1, 0.5), (0.9, 0.5)], [(0.3, 0.3), (0.1, 0.5), (0.3, 0.7)],
                    [(0.7, 0.3), (0.9, 0.5), (0.7, 0.7)]],
+}
+
+def ring(cx: float, cy: float, r: float, turn: float = 1.0) -> Points:
+    """A circle (or `turn` of one) of radius r around (cx, cy), as 12 points a turn."""
+    steps = max(int(12 * turn), 3)
+    return [
+        (cx + r * math.cos(2 * math.pi * turn * k / steps),
+         cy + r * math.sin(2 * math.pi * turn * k / steps))
+        for k in range(steps + 1)
+    ]
+
+
+# Drawings that no family of the training generator makes (it makes letters, signs, polygons,
+# spirograph curves and the shapes of lenet5.data.shapes.SHAPES), to measure how far refusal
+# reaches past what training saw.
+DRAWINGS: dict[str, list[Points]] = {
+    "moon": [[(0.62, 0.08), (0.35, 0.2), (0.24, 0.5), (0.35, 0.8), (0.62, 0.92), (0.48, 0.72),
+              (0.44, 0.5), (0.48, 0.28), (0.62, 0.08)]],
+    "fish": [[(0.08, 0.5), (0.3, 0.3), (0.55, 0.3), (0.75, 0.5), (0.55, 0.7), (0.3, 0.7),
+              (0.08, 0.5)], [(0.75, 0.5), (0.93, 0.3), (0.93, 0.7), (0.75, 0.5)],
+             [(0.24, 0.45), (0.26, 0.47)]],
+    "sun": [ring(0.5, 0.5, 0.17)] + [
+        [(0.5 + 0.26 * math.cos(a), 0.5 + 0.26 * math.sin(a)),
+         (0.5 + 0.42 * math.cos(a), 0.5 + 0.42 * math.sin(a))]
+        for a in np.linspace(0, 2 * math.pi, 8, endpoint=False)
+    ],
+    "key": [ring(0.25, 0.5, 0.15), [(0.4, 0.5), (0.92, 0.5)], [(0.72, 0.5), (0.72, 0.66)],
+            [(0.85, 0.5), (0.85, 0.66)]],
+    "umbrella": [[(0.08, 0.5), (0.25, 0.22), (0.5, 0.12), (0.75, 0.22), (0.92, 0.5),
+                  (0.08, 0.5)], [(0.5, 0.5), (0.5, 0.86), (0.42, 0.93), (0.33, 0.86)]],
+    "eye": [[(0.06, 0.5), (0.3, 0.3), (0.5, 0.26), (0.7, 0.3), (0.94, 0.5), (0.7, 0.7),
+             (0.5, 0.74), (0.3, 0.7), (0.06, 0.5)], ring(0.5, 0.5, 0.1)],
 }
 # fmt: on
 SYMBOLS = "%@&?λΣΩπ"
@@ -99,6 +147,11 @@ def held_out_non_digits(uci: Any, rng: np.random.Generator) -> dict[str, list[np
             part, right[:, : part.shape[1]] / 255
         )
         kinds["pairs"].append(centre_digit(canvas))
+    # After the others, so that adding this kind changed none of their images.
+    drawings = list(DRAWINGS.values())
+    kinds["drawings"] = [
+        draw(drawings[int(rng.integers(len(drawings)))], rng) for _ in range(PER_KIND)
+    ]
     return kinds
 
 

@@ -68,8 +68,8 @@ def _glyphs(text: str) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("touching", [False, True])
 def test_reads_a_number_and_boxes_each_digit(bundled, reader, touching: bool) -> None:
-    """(Touching loops, a 0 or an 8, may still be cut in two: benchmarks/numbers.py measures
-    how often; these digits are read whole.)"""
+    """(Touching loops, a 0 or an 8, may still be cut in two: benchmarks/whole_numbers.py
+    measures how often; these digits are read whole.)"""
     row = make_row(_glyphs("3752"), [3, 7, 5, 2], np.random.default_rng(1), touching)
     reading = read_number(bundled, row.image, reader)
     assert reading.closest == "3752" and reading.unread == []
