@@ -6,8 +6,9 @@ that touch, and ship it inside the package:
 
 It starts from the bundled LeNet-5's conv1, conv2 and fc1 and learns from rows made of MNIST's
 training split and generated digits (`lenet5.training.rows`; never MNIST's test split). The
-file holds the weights, the config and the last epoch's figures (loss, exact rows of MNIST
-validation digits). About 27 minutes on two cores with the defaults.
+file holds the weights of the epoch that read rows of MNIST validation digits best, the config
+and that epoch's figures (its number, loss, exact rows of MNIST validation digits). About 27
+minutes on two cores with the defaults.
 """
 
 from __future__ import annotations

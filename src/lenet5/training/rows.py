@@ -4,7 +4,8 @@ Rows of 1-7 digits from MNIST's training split and the font-rendered and stroke-
 (the bundled model's sources), each distorted as the robust recipe distorts its digits and
 half of them at low resolution, set apart or touching (`lenet5.data.rows`), with now and then
 a letter, a shape or a scribble in a digit's place (the class GARBAGE: "not a digit"). Each
-row is found on its paper and scaled as `read_number` does. The reader starts from a trained
+row is found on its paper and scaled as `read_number` does; the rows are made once, and each
+epoch restyles the strokes of some of them. The reader starts from a trained
 LeNet-5's layers and learns with CTC (Graves et al. 2006): it is told a row's digits, never
 where they are. Rows made from MNIST's validation split, never trained on, measure it.
 """
@@ -47,6 +48,7 @@ class RowTrainConfig:
     affine: float = 1.0  # each digit's distortion, as the robust recipe's
     aspect: float = 0.25
     blur: float = 0.7  # half the digits pass through (1 - blur) x 28 pixels
+    restyle: float = 0.5  # share of rows whose strokes are thickened or thinned, anew each epoch
     fonts: int = 10  # copies of the font-rendered digits
     strokes: int = 2000  # stroke-drawn digits per class
     val_rows: int = 500  # rows of MNIST validation digits measured after each epoch
@@ -110,9 +112,25 @@ def training_rows(
     return inputs, targets
 
 
-def ctc_loss(model: RowReader, inputs: list[np.ndarray], targets: list[list[int]]) -> torch.Tensor:
-    """The mean CTC loss of a batch of rows (each row's loss divided by its length)."""
-    log_probs = F.log_softmax(model(batch_inputs(inputs)), dim=2).transpose(0, 1)  # (T, N, C)
+def restyle(x: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
+    """Rows (N, 1, 28, W) with the strokes of a `share` of them thickened (a 3x3 maximum) or
+    thinned (halfway to a 3x3 minimum), half each: the rows are made once, and this changes
+    them each epoch; pens differ, and other hands' scans (UCI's) are bolder than MNIST's."""
+    pick = torch.rand(len(x), generator=generator)[:, None, None, None]
+    thick = F.max_pool2d(x, 3, stride=1, padding=1)
+    thin = (x - F.max_pool2d(-x, 3, stride=1, padding=1)) / 2
+    return torch.where(pick < share / 2, thick, torch.where(pick < share, thin, x))
+
+
+def ctc_loss(
+    model: RowReader, inputs: list[np.ndarray], targets: list[list[int]], restyled: float = 0.0
+) -> torch.Tensor:
+    """The mean CTC loss of a batch of rows (each row's loss divided by its length), a
+    `restyled` share of them restyled."""
+    x = batch_inputs(inputs)  # (N, 1, 28, W)
+    if restyled:
+        x = restyle(x, restyled, torch.default_generator)
+    log_probs = F.log_softmax(model(x), dim=2).transpose(0, 1)  # (T, N, C)
     return F.ctc_loss(
         log_probs,
         torch.tensor([d for t in targets for d in t]),
@@ -143,11 +161,14 @@ def train_one_epoch(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     rows: Rows,
     batches: list[np.ndarray],
+    restyled: float = 0.0,
 ) -> dict[str, float]:
-    """One pass over `batches` (index arrays into `rows`) -> the mean loss."""
+    """One pass over `batches` (index arrays into `rows`), a `restyled` share of each batch's
+    rows restyled -> the mean loss."""
     total = 0.0
     for batch in batches:
-        loss = ctc_loss(model, [rows[0][k] for k in batch], [rows[1][k] for k in batch])
+        inputs, targets = [rows[0][k] for k in batch], [rows[1][k] for k in batch]
+        loss = ctc_loss(model, inputs, targets, restyled)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -164,7 +185,8 @@ def fit(
     log: Callable[[str], None] = print,
 ) -> tuple[RowReader, dict[str, Any]]:
     """Make the rows, train a row reader on them (from `init`, a LeNet-5's weights) and
-    measure it on rows of `val` -> the reader (in eval mode) and its metrics."""
+    measure it on rows of `val` after each epoch -> the reader of the epoch that read them best
+    (in eval mode) and its metrics."""
     start = time.perf_counter()
     digits, labels, others = source_crops(config, train)
     rows = training_rows(config, digits, labels, others, config.rows, config.seed)
@@ -186,17 +208,22 @@ def fit(
         optimizer, config.lr, total_steps=config.epochs * len(batches), pct_start=0.15
     )
     rng = np.random.default_rng(config.seed)
-    metrics: dict[str, Any] = {}
+    best: dict[str, Any] = {"val_exact": -1.0}
+    weights = model.state_dict()
     for epoch in range(1, config.epochs + 1):
         began = time.perf_counter()
         rng.shuffle(batches)
-        metrics = train_one_epoch(model, optimizer, scheduler, rows, batches)
+        metrics = train_one_epoch(model, optimizer, scheduler, rows, batches, config.restyle)
         metrics["val_exact"] = exact(model, val_rows)
         log(
             f"epoch {epoch}/{config.epochs}: loss {metrics['loss']:.3f}, MNIST validation rows "
             f"{metrics['val_exact']:.1%} exact ({time.perf_counter() - began:.0f} s)"
         )
-    return model.eval(), metrics
+        if metrics["val_exact"] > best["val_exact"]:  # (a copy: training goes on in place)
+            weights = {k: v.clone() for k, v in model.state_dict().items()}
+            best = {**metrics, "epoch": epoch}
+    model.load_state_dict(weights)
+    return model.eval(), best
 
 
 def save_row_reader(
