@@ -55,6 +55,12 @@ def straight(corners: Points) -> Points:
     ] + corners[-1:]
 
 
+def ring(cx: float, cy: float, r: float) -> Points:
+    """A circle of radius r around (cx, cy), through 12 points and back to the first."""
+    angles = [2 * math.pi * k / 12 for k in range(13)]
+    return [(cx + r * math.cos(a), cy + r * math.sin(a)) for a in angles]
+
+
 # fmt: off
 LETTERS: dict[str, list[Points]] = {
     "A": [[(0.15, 0.9), (0.5, 0.1), (0.85, 0.9)], [(0.3, 0.58), (0.7, 0.58)]],
@@ -89,19 +95,8 @@ SHAPES: dict[str, list[Points]] = {
     "two_arrows": [[(0.1, 0.5), (0.9, 0.5)], [(0.3, 0.3), (0.1, 0.5), (0.3, 0.7)],
                    [(0.7, 0.3), (0.9, 0.5), (0.7, 0.7)]],
 }
-
-def ring(cx: float, cy: float, r: float, turn: float = 1.0) -> Points:
-    """A circle (or `turn` of one) of radius r around (cx, cy), as 12 points a turn."""
-    steps = max(int(12 * turn), 3)
-    return [
-        (cx + r * math.cos(2 * math.pi * turn * k / steps),
-         cy + r * math.sin(2 * math.pi * turn * k / steps))
-        for k in range(steps + 1)
-    ]
-
-
-# Drawings that no family of the training generator makes (it makes letters, signs, polygons,
-# spirograph curves and the shapes of lenet5.data.shapes.SHAPES), to measure how far refusal
+# Drawings that the training generator lacks (it makes letters and signs from fonts, the shapes
+# of lenet5.data.shapes.SHAPES, scribbles and pairs of digits), to measure how far refusal
 # reaches past what training saw.
 DRAWINGS: dict[str, list[Points]] = {
     "moon": [[(0.62, 0.08), (0.35, 0.2), (0.24, 0.5), (0.35, 0.8), (0.62, 0.92), (0.48, 0.72),

@@ -139,9 +139,8 @@ def test_restyle_thickens_or_thins_whole_rows() -> None:
 
 def test_fit_keeps_the_epoch_that_read_validation_rows_best() -> None:
     from lenet5.data.mnist import Split
-    from lenet5.data.rows import ink_crop
     from lenet5.inference.checkpoint import load_checkpoint
-    from lenet5.training.rows import fit, training_rows
+    from lenet5.training.rows import fit, validation_rows
 
     from conftest import synthetic_digits
 
@@ -155,10 +154,7 @@ def test_fit_keeps_the_epoch_that_read_validation_rows_best() -> None:
     assert metrics["val_exact"] == pytest.approx(max(logged), abs=5e-4)
     assert not model.training
     # The weights handed back are that epoch's: they read the validation rows as it did.
-    plain = dataclasses.replace(config, garbage=0.0)
-    crops = [ink_crop(x) for x in images]
-    val_rows = training_rows(plain, crops, labels, [], config.val_rows, config.seed + 1)
-    assert exact(model, val_rows) == metrics["val_exact"]
+    assert exact(model, validation_rows(config, train)) == metrics["val_exact"]
 
 
 def test_saved_readers_load_and_other_files_are_refused(tmp_path: Path) -> None:

@@ -112,6 +112,13 @@ def training_rows(
     return inputs, targets
 
 
+def validation_rows(config: RowTrainConfig, val: Split) -> Rows:
+    """The `config.val_rows` rows of `val` digits (no non-digits) that measure each epoch."""
+    plain = dataclasses.replace(config, garbage=0.0)
+    crops = [ink_crop(x) for x in val.images.numpy()]
+    return training_rows(plain, crops, val.labels.numpy(), [], config.val_rows, config.seed + 1)
+
+
 def restyle(x: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
     """Rows (N, 1, 28, W) with the strokes of a `share` of them thickened (a 3x3 maximum) or
     thinned (halfway to a 3x3 minimum), half each: the rows are made once, and this changes
@@ -190,11 +197,7 @@ def fit(
     start = time.perf_counter()
     digits, labels, others = source_crops(config, train)
     rows = training_rows(config, digits, labels, others, config.rows, config.seed)
-    val_crops = [ink_crop(x) for x in val.images.numpy()]
-    plain = dataclasses.replace(config, garbage=0.0)
-    val_rows = training_rows(
-        plain, val_crops, val.labels.numpy(), [], config.val_rows, config.seed + 1
-    )
+    val_rows = validation_rows(config, val)
     log(f"made {config.rows} training rows ({time.perf_counter() - start:.0f} s)")
     torch.manual_seed(config.seed)
     model = RowReader()
