@@ -4,8 +4,10 @@
 answers the group's digits left to right (greedy CTC decoding), each with the probabilities of
 its step and where along the group it was read; its "not a digit" class is spread evenly over
 the ten digits, as the digit model answers a non-digit. The group is read at a few sizes
-(SCALES) in one batch, and the reading whose steps are surest together is kept: a row written
-larger or smaller than the digits' height suggests is still read at its own size.
+(SCALES), each as written and with its strokes thinned, in one batch: a row written larger or
+smaller than the digits' height suggests, or with a bolder pen than MNIST's, is still read as
+its own. The six readings vote: the digits that all of them find likeliest together (the sum
+of their CTC log-likelihoods) are the answer.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from lenet5.data.rows import INPUT_HEIGHT, INPUT_PAD, row_input
 from lenet5.inference.bundled import WEIGHTS_DIR
 
 if TYPE_CHECKING:
+    import torch
+
     from lenet5.models import RowReader
 
 BUNDLED_ROW_READER = WEIGHTS_DIR / "lenet5-rows.pt"
@@ -57,17 +61,21 @@ def sweep_digits(
     right: each one's ten probabilities and its centre column in `ink`."""
     import torch
 
-    from lenet5.data.rows import batch_inputs
+    from lenet5.data.rows import batch_inputs, thinned
     from lenet5.models import BLANK, GARBAGE, ROW_STEP, row_steps
 
     inputs = [row_input(ink, height * s) for s in SCALES]
+    x = batch_inputs([x for x, _ in inputs])  # (len(SCALES), 1, 28, W)
     with torch.inference_mode():
-        batch = torch.softmax(reader(batch_inputs([x for x, _ in inputs])), dim=-1).numpy()
-    lengths = [row_steps(x.shape[1]) for x, _ in inputs]
-    surest = [np.log(p[:n].max(axis=1)).mean() for p, n in zip(batch, lengths, strict=True)]
-    k = int(np.argmax(surest))
-    scale = inputs[k][1]
-    probs = batch[k, : lengths[k]]  # (T, ROW_CLASSES)
+        log_probs = torch.log_softmax(reader(torch.cat([x, thinned(x)])), dim=-1)
+    lengths = [row_steps(x.shape[1]) for x, _ in inputs] * 2  # (as written, then thinned)
+    readings = [
+        tuple(label for label, _, _ in greedy_runs(p[:n].argmax(dim=1).tolist()))
+        for p, n in zip(log_probs, lengths, strict=True)
+    ]
+    k = _agreed(log_probs, lengths, readings)
+    scale = inputs[k % len(SCALES)][1]
+    probs = log_probs[k, : lengths[k]].exp().numpy()  # (T, ROW_CLASSES)
     read = []
     for label, start, stop in greedy_runs(probs.argmax(axis=1).tolist()):
         peak = start + int(probs[start:stop, label].argmax())
@@ -77,6 +85,33 @@ def sweep_digits(
         centre = (ROW_STEP * peak + INPUT_HEIGHT / 2 - INPUT_PAD) / scale
         read.append((digits, centre))
     return read
+
+
+def _agreed(log_probs: torch.Tensor, lengths: list[int], readings: list[tuple[int, ...]]) -> int:
+    """The reading (an index into `log_probs`, (V, T, C)) whose labels all V readings find
+    likeliest together: each distinct reading is scored by the sum over the V of its CTC
+    log-likelihood, and of the readings that gave the winner, the one most sure of it is kept
+    (its steps say where the digits are)."""
+    import torch
+    import torch.nn.functional as F
+
+    from lenet5.models import BLANK
+
+    candidates = sorted(set(readings))
+    views, n = len(readings), len(candidates)
+    targets = [c for _ in range(views) for c in candidates]  # view-major: (V * n,)
+    nll = F.ctc_loss(
+        log_probs.repeat_interleave(n, dim=0).transpose(0, 1),  # (T, V * n, C)
+        torch.tensor([label for t in targets for label in t], dtype=torch.long),
+        torch.tensor([length for length in lengths for _ in candidates]),
+        torch.tensor([len(t) for t in targets]),
+        blank=BLANK,
+        reduction="none",
+    ).view(views, n)
+    nll = torch.nan_to_num(nll, posinf=1e4)  # (a reading longer than a view can hold)
+    best = int(nll.sum(dim=0).argmin())
+    own = [v for v, reading in enumerate(readings) if reading == candidates[best]]
+    return min(own, key=lambda v: float(nll[v, best]))
 
 
 def greedy_runs(best: list[int]) -> list[tuple[int, int, int]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,11 +27,19 @@ import torch.nn.functional as F
 
 from lenet5.data.mnist import Split, to_float
 from lenet5.data.preprocess import ink_region, to_gray
-from lenet5.data.rows import batch_inputs, ink_crop, make_row, row_input
+from lenet5.data.rows import (
+    INPUT_HEIGHT,
+    INPUT_PAD,
+    batch_inputs,
+    ink_crop,
+    make_row,
+    row_input,
+    thinned,
+)
 from lenet5.data.segment import digit_height
 from lenet5.files import atomic_write
 from lenet5.inference.sweep import ROW_READER_FORMAT, greedy_runs
-from lenet5.models import BLANK, GARBAGE, RowReader, row_steps
+from lenet5.models import BLANK, GARBAGE, ROW_STEP, RowReader, row_steps
 
 VISIBLE_INK = 60  # a distorted digit with no pixel above this (of 255) has left its frame
 KINDS = ("letter", "shape", "scribble")  # non-digits in rows; not "pair": two digits are two
@@ -49,13 +58,15 @@ class RowTrainConfig:
     aspect: float = 0.25
     blur: float = 0.7  # half the digits pass through (1 - blur) x 28 pixels
     restyle: float = 0.5  # share of rows whose strokes are thickened or thinned, anew each epoch
+    aligned: float = 0.0  # weight of the loss that tells the reader where each digit lies
     fonts: int = 10  # copies of the font-rendered digits
     strokes: int = 2000  # stroke-drawn digits per class
     val_rows: int = 500  # rows of MNIST validation digits measured after each epoch
     seed: int = 0
 
 
-Rows = tuple[list[np.ndarray], list[list[int]]]  # reader inputs (28, W) and their labels
+# Reader inputs (28, W), their labels, and the step nearest each label's centre.
+Rows = tuple[list[np.ndarray], list[list[int]], list[list[int]]]
 
 
 def source_crops(
@@ -92,9 +103,10 @@ def training_rows(
     count: int,
     seed: int,
 ) -> Rows:
-    """`count` rows as reader inputs with their labels (digits, or GARBAGE for a non-digit)."""
+    """`count` rows as reader inputs with their labels (digits, or GARBAGE for a non-digit)
+    and the step that sees each one centred."""
     rng = np.random.default_rng(seed)
-    inputs, targets = [], []
+    inputs, targets, centres = [], [], []
     for _ in range(count):
         crops, row_labels = [], []
         for _ in range(int(rng.integers(1, config.max_digits + 1))):
@@ -106,10 +118,12 @@ def training_rows(
                 crops.append(digits[k])
                 row_labels.append(int(labels[k]))
         row = make_row(crops, row_labels, rng, touching=bool(rng.random() < config.touching))
-        ink, _ = ink_region(to_gray(row.image))
-        inputs.append(row_input(ink, digit_height(ink))[0])
+        ink, (_, left) = ink_region(to_gray(row.image))
+        x, scale = row_input(ink, digit_height(ink))
+        inputs.append(x)
         targets.append(row_labels)
-    return inputs, targets
+        centres.append([centre_step(((x0 + x1) / 2 - left) * scale) for x0, _, x1, _ in row.boxes])
+    return inputs, targets, centres
 
 
 def validation_rows(config: RowTrainConfig, val: Split) -> Rows:
@@ -119,33 +133,66 @@ def validation_rows(config: RowTrainConfig, val: Split) -> Rows:
     return training_rows(plain, crops, val.labels.numpy(), [], config.val_rows, config.seed + 1)
 
 
+def centre_step(column: float) -> int:
+    """The reader's step whose window is centred nearest `column` of the ink (which the input
+    sets INPUT_PAD from its left edge): step t sees the input's columns from ROW_STEP * t."""
+    return max(0, round((column + INPUT_PAD - INPUT_HEIGHT / 2) / ROW_STEP))
+
+
 def restyle(x: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
     """Rows (N, 1, 28, W) with the strokes of a `share` of them thickened (a 3x3 maximum) or
     thinned (halfway to a 3x3 minimum), half each: the rows are made once, and this changes
     them each epoch; pens differ, and other hands' scans (UCI's) are bolder than MNIST's."""
     pick = torch.rand(len(x), generator=generator)[:, None, None, None]
     thick = F.max_pool2d(x, 3, stride=1, padding=1)
-    thin = (x - F.max_pool2d(-x, 3, stride=1, padding=1)) / 2
-    return torch.where(pick < share / 2, thick, torch.where(pick < share, thin, x))
+    return torch.where(pick < share / 2, thick, torch.where(pick < share, thinned(x), x))
 
 
-def ctc_loss(
-    model: RowReader, inputs: list[np.ndarray], targets: list[list[int]], restyled: float = 0.0
+def row_loss(
+    model: RowReader,
+    inputs: list[np.ndarray],
+    targets: list[list[int]],
+    restyled: float = 0.0,
+    centres: list[list[int]] | None = None,
+    aligned: float = 0.0,
 ) -> torch.Tensor:
     """The mean CTC loss of a batch of rows (each row's loss divided by its length), a
-    `restyled` share of them restyled."""
+    `restyled` share of them restyled; plus, `aligned` times, the cross-entropy of the steps
+    whose windows are centred on a digit (its label) or halfway between two (the blank):
+    CTC alone leaves where a digit is read free, and a digit read off its ink gets the wrong
+    box, and two alike read at one place merge."""
     x = batch_inputs(inputs)  # (N, 1, 28, W)
     if restyled:
         x = restyle(x, restyled, torch.default_generator)
-    log_probs = F.log_softmax(model(x), dim=2).transpose(0, 1)  # (T, N, C)
-    return F.ctc_loss(
-        log_probs,
+    log_probs = F.log_softmax(model(x), dim=2)  # (N, T, C)
+    loss = F.ctc_loss(
+        log_probs.transpose(0, 1),
         torch.tensor([d for t in targets for d in t]),
-        torch.tensor([min(row_steps(i.shape[1]), log_probs.shape[0]) for i in inputs]),
+        torch.tensor([min(row_steps(i.shape[1]), log_probs.shape[1]) for i in inputs]),
         torch.tensor([len(t) for t in targets]),
         blank=BLANK,
         zero_infinity=True,
     )
+    if not aligned or centres is None:
+        return loss
+    rows, steps, labels = _alignment(targets, centres, log_probs.shape[1])
+    return loss + aligned * F.nll_loss(log_probs[rows, steps], labels)
+
+
+def _alignment(
+    targets: list[list[int]], centres: list[list[int]], steps: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(row, step, class) of each step `row_loss` aligns: each label at its centre, the blank
+    halfway between two centres that are more than a step apart."""
+    rows, at, classes = [], [], []
+    for n, (labels, where) in enumerate(zip(targets, centres, strict=True)):
+        between = [((a + b) // 2, BLANK) for a, b in itertools.pairwise(where) if a + 1 < b]
+        for step, label in [*zip(where, labels, strict=True), *between]:
+            if step < steps:
+                rows.append(n)
+                at.append(step)
+                classes.append(label)
+    return torch.tensor(rows), torch.tensor(at), torch.tensor(classes)
 
 
 def decode(logits: torch.Tensor) -> list[int]:
@@ -157,7 +204,9 @@ def exact(model: RowReader, rows: Rows) -> float:
     """The share of rows read exactly (one row at a time, as `read_number` reads)."""
     model.eval()
     with torch.inference_mode():
-        right = sum(decode(model(batch_inputs([x]))[0]) == t for x, t in zip(*rows, strict=True))
+        right = sum(
+            decode(model(batch_inputs([x]))[0]) == t for x, t in zip(rows[0], rows[1], strict=True)
+        )
     model.train()
     return right / max(1, len(rows[0]))
 
@@ -169,13 +218,15 @@ def train_one_epoch(
     rows: Rows,
     batches: list[np.ndarray],
     restyled: float = 0.0,
+    aligned: float = 0.0,
 ) -> dict[str, float]:
     """One pass over `batches` (index arrays into `rows`), a `restyled` share of each batch's
-    rows restyled -> the mean loss."""
+    rows restyled, the alignment loss weighted `aligned` -> the mean loss."""
     total = 0.0
     for batch in batches:
-        inputs, targets = [rows[0][k] for k in batch], [rows[1][k] for k in batch]
-        loss = ctc_loss(model, inputs, targets, restyled)
+        inputs = [rows[0][k] for k in batch]
+        targets, centres = [rows[1][k] for k in batch], [rows[2][k] for k in batch]
+        loss = row_loss(model, inputs, targets, restyled, centres, aligned)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -216,7 +267,9 @@ def fit(
     for epoch in range(1, config.epochs + 1):
         began = time.perf_counter()
         rng.shuffle(batches)
-        metrics = train_one_epoch(model, optimizer, scheduler, rows, batches, config.restyle)
+        metrics = train_one_epoch(
+            model, optimizer, scheduler, rows, batches, config.restyle, config.aligned
+        )
         metrics["val_exact"] = exact(model, val_rows)
         log(
             f"epoch {epoch}/{config.epochs}: loss {metrics['loss']:.3f}, MNIST validation rows "
