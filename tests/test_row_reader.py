@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from pathlib import Path
 
@@ -181,6 +182,26 @@ def test_fit_keeps_the_epoch_that_read_validation_rows_best() -> None:
     assert not model.training
     # The weights handed back are that epoch's: they read the validation rows as it did.
     assert exact(model, validation_rows(config, train)) == metrics["val_exact"]
+
+
+def test_copies_distort_each_source_digit_anew() -> None:
+    from lenet5.data.mnist import Split
+    from lenet5.training.rows import source_crops
+
+    from conftest import synthetic_digits
+
+    images, labels = synthetic_digits(30, seed=3)
+    train = Split(torch.from_numpy(images), torch.from_numpy(labels))
+    config = RowTrainConfig(rows=20, strokes=1, fonts=0, garbage=0.0, copies=2)
+    once, once_labels, _ = source_crops(dataclasses.replace(config, copies=1), train)
+    twice, twice_labels, _ = source_crops(config, train)
+    assert len(twice) == len(twice_labels) == 2 * len(once)  # (none left its frame here)
+    assert sorted(twice_labels) == sorted(np.tile(once_labels, 2))
+    n = len(once)
+    alike = [
+        a.shape == b.shape and np.allclose(a, b) for a, b in zip(twice[:n], twice[n:], strict=True)
+    ]
+    assert sum(alike) < n // 2  # each copy distorted on its own
 
 
 def test_saved_readers_load_and_other_files_are_refused(tmp_path: Path) -> None:

@@ -57,6 +57,7 @@ class RowTrainConfig:
     affine: float = 1.0  # each digit's distortion, as the robust recipe's
     aspect: float = 0.25
     blur: float = 0.7  # half the digits pass through (1 - blur) x 28 pixels
+    copies: int = 1  # distorted copies of each source digit that rows draw from
     restyle: float = 0.5  # share of rows whose strokes are thickened or thinned, anew each epoch
     aligned: float = 0.0  # weight of the loss that tells the reader where each digit lies
     fonts: int = 10  # copies of the font-rendered digits
@@ -81,6 +82,7 @@ def source_crops(
     fonts, strokes = font_digits(), stroke_digits(config.strokes, seed=config.seed)
     images = torch.cat([train.images, fonts.images.repeat(config.fonts, 1, 1), strokes.images])
     labels = torch.cat([train.labels, fonts.labels.repeat(config.fonts), strokes.labels])
+    images, labels = images.repeat(config.copies, 1, 1), labels.repeat(config.copies)
     torch.manual_seed(config.seed)
     distort = Distortion(affine=config.affine, aspect=config.aspect, blur=config.blur)
     images = (distort(to_float(images))[:, 0] * 255).round().clamp(0, 255).to(torch.uint8)
