@@ -261,7 +261,7 @@ def test_readings_vote_by_their_summed_likelihood() -> None:
     winner = max(candidates, key=score.__getitem__)
     own = [v for v, r in enumerate(readings) if r == winner]
     assert readings.count(winner) < max(map(readings.count, candidates))  # not a plain vote
-    assert _agreed(full, lengths, readings) == max(own, key=lambda v: chances[v][winner])
+    assert _agreed(full, lengths) == max(own, key=lambda v: chances[v][winner])
 
 
 def test_the_bundled_reader_is_what_its_script_trained() -> None:

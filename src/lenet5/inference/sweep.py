@@ -65,15 +65,11 @@ def sweep_digits(
     from lenet5.models import BLANK, GARBAGE, ROW_STEP, row_steps
 
     inputs = [row_input(ink, height * s) for s in SCALES]
-    x = batch_inputs([x for x, _ in inputs])  # (len(SCALES), 1, 28, W)
+    batch = batch_inputs([x for x, _ in inputs])  # (len(SCALES), 1, 28, W)
     with torch.inference_mode():
-        log_probs = torch.log_softmax(reader(torch.cat([x, thinned(x)])), dim=-1)
+        log_probs = torch.log_softmax(reader(torch.cat([batch, thinned(batch)])), dim=-1)
     lengths = [row_steps(x.shape[1]) for x, _ in inputs] * 2  # (as written, then thinned)
-    readings = [
-        tuple(label for label, _, _ in greedy_runs(p[:n].argmax(dim=1).tolist()))
-        for p, n in zip(log_probs, lengths, strict=True)
-    ]
-    k = _agreed(log_probs, lengths, readings)
+    k = _agreed(log_probs, lengths)
     scale = inputs[k % len(SCALES)][1]
     probs = log_probs[k, : lengths[k]].exp().numpy()  # (T, ROW_CLASSES)
     read = []
@@ -87,16 +83,20 @@ def sweep_digits(
     return read
 
 
-def _agreed(log_probs: torch.Tensor, lengths: list[int], readings: list[tuple[int, ...]]) -> int:
-    """The reading (an index into `log_probs`, (V, T, C)) whose labels all V readings find
-    likeliest together: each distinct reading is scored by the sum over the V of its CTC
-    log-likelihood, and of the readings that gave the winner, the one most sure of it is kept
-    (its steps say where the digits are)."""
+def _agreed(log_probs: torch.Tensor, lengths: list[int]) -> int:
+    """The view (an index into `log_probs`, (V, T, C), the first `lengths` steps of each)
+    whose greedy reading all V views find likeliest together: each distinct reading is scored
+    by the sum over the V of its CTC log-likelihood, and of the views that read the winner, the
+    one most sure of it is kept (its steps say where the digits are)."""
     import torch
     import torch.nn.functional as F
 
     from lenet5.models import BLANK
 
+    readings = [
+        tuple(label for label, _, _ in greedy_runs(p[:n].argmax(dim=1).tolist()))
+        for p, n in zip(log_probs, lengths, strict=True)
+    ]
     candidates = sorted(set(readings))
     views, n = len(readings), len(candidates)
     targets = [c for _ in range(views) for c in candidates]  # view-major: (V * n,)
