@@ -48,6 +48,19 @@ def test_best_path_is_the_best_of_every_split() -> None:
         assert math.isclose(sum(scores[r] for r in path), sum(scores[r] for r in best))
 
 
+def test_ink_wider_than_a_digit_is_never_one_digit() -> None:
+    """However sure the digit model is of it (a row of touching digits squeezed into 28x28 can
+    read as a 2 at 0.42), ink wider than MAX_WIDTH digits' heights goes to the row reader."""
+    from lenet5.data.preprocess import ink_region, to_gray
+    from lenet5.data.segment import cut_row
+
+    for text, one in (("5", True), ("3752", False)):
+        row = make_row(_glyphs(text), [0] * len(text), np.random.default_rng(1), touching=True)
+        atoms = cut_row(ink_region(to_gray(row.image))[0])
+        assert numbers._one_digit(atoms, 0, len(atoms), 0.99) is one, text
+        assert not numbers._one_digit(atoms, 0, len(atoms), 0.3)  # refused: never one digit
+
+
 @pytest.fixture(scope="module")
 def bundled():
     return load_inference_model(None, engine="torch")[0]

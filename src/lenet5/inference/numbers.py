@@ -1,11 +1,12 @@
 """Reading whole numbers: a row's groups of ink, each one digit or read by the row reader.
 
 The row's ink falls into groups with paper between them (`lenet5.data.segment`). A group that
-the model reads as one digit (not refused) is one digit, so digits written apart read as they
-always did. A group that is not one digit (two or more that touch) goes to the row reader
-(`lenet5.inference.sweep`: LeNet-5 swept along the row, trained on rows): it says which digits
-the group holds, and each of the group's pieces goes to the digit read nearest it, for the
-digit's box and input (`predict --multi`, the API, the page).
+the model reads as one digit (not refused), and no wider than a digit can be, is one digit, so
+digits written apart read as they always did. A group that is not one digit (two or more
+that touch) goes to the row reader (`lenet5.inference.sweep`: LeNet-5 swept along the row,
+trained on rows): it says which digits the group holds, and each of the group's pieces goes
+to the digit read nearest it, for the digit's box and input (`predict --multi`, the API, the
+page).
 
 Without the row reader, the paper's way (LeCun et al. 1998, V): the group was cut more often
 than needed; every run of up to MAX_RUN consecutive pieces shaped like a digit is read by the model,
@@ -93,7 +94,8 @@ def read_number(model: Model, image: Image.Image, reader: RowReader | None = Non
     else:
         found = []
         for (i, j), whole in zip(groups, read, strict=True):
-            swept = _swept(model, reader, atoms, i, j) if whole.refused else []
+            one = _one_digit(atoms, i, j, whole.probabilities[whole.digit])
+            swept = [] if one else _swept(model, reader, atoms, i, j)
             found += swept or [(atoms.box(i, j), whole)]
     scale = float(image.info.get(SCALE, 1.0))  # boxes in the file's pixels
     return NumberReading(
@@ -185,16 +187,28 @@ def _scores(
     scores: dict[tuple[int, int], float] = {}
     whole = []
     for (i, j), p in zip(groups, top, strict=False):
-        x0, _, x1, _ = atoms.box(i, j)
-        if p >= REFUSE_BELOW or j == i + 1:
+        if _one_digit(atoms, i, j, p) or j == i + 1:
             scores[i, j] = 0.0  # ink that reads as one digit is one (or cannot be cut)
             whole.append((i, j))
-        elif x1 - x0 <= MAX_WIDTH * atoms.height:
+        elif _fits_width(atoms, i, j):
             scores[i, j] = math.log(max(p, FLOOR))
     for (i, j, fit), p in zip(runs[len(groups) :], top[len(groups) :], strict=True):
         if not any(a <= i and j <= b for a, b in whole):
             scores[i, j] = fit + math.log(max(p, FLOOR))
     return scores
+
+
+def _fits_width(atoms: Atoms, i: int, j: int) -> bool:
+    """Whether pieces i..j-1 are no wider than a digit can be."""
+    x0, _, x1, _ = atoms.box(i, j)
+    return x1 - x0 <= MAX_WIDTH * atoms.height
+
+
+def _one_digit(atoms: Atoms, i: int, j: int, top: float) -> bool:
+    """Whether pieces i..j-1, whose likeliest digit has probability `top`, are one digit: read
+    as one (not refused) and no wider than a digit. (Squeezed into 28x28, a row of five
+    touching digits can read as a 2 at 0.42.)"""
+    return top >= REFUSE_BELOW and _fits_width(atoms, i, j)
 
 
 def _groups(atoms: Atoms) -> list[tuple[int, int]]:
