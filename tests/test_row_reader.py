@@ -86,6 +86,11 @@ def test_row_input_sets_digits_mnist_high() -> None:
     assert x.max() == 1.0  # the faint digit as dark as the other
     tiny, _ = row_input(np.ones((3, 2), np.float32), height=3.0)
     assert tiny.shape[1] >= 32  # room for both sweeps
+    wide, across = row_input(ink[10:50, 5:], height=40.0, stretch=1.3)
+    assert across == pytest.approx(1.3 * INPUT_DIGIT / 40)  # columns drawn out, rows as before
+    assert np.array_equal(wide.any(axis=1), x.any(axis=1))
+    assert wide.shape[1] == round(295 * across) + 2 * INPUT_PAD  # the 295 columns, drawn out
+    assert np.flatnonzero(wide.any(axis=0))[0] == INPUT_PAD
 
 
 def _font_rows(count: int) -> tuple[list[np.ndarray], list[list[int]], list[list[int]]]:

@@ -116,14 +116,15 @@ def make_rows(
     return rows
 
 
-def row_input(ink: np.ndarray, height: float) -> tuple[np.ndarray, float]:
+def row_input(ink: np.ndarray, height: float, stretch: float = 1.0) -> tuple[np.ndarray, float]:
     """A row's ink map (H, W) in [0, 1], its digits `height` pixels high -> the row reader's
-    input (INPUT_HEIGHT, W') float32 in [0, 1], and the scale (input pixels per ink pixel). The
-    ink is centred in height and starts INPUT_PAD from the left, with at least as much paper on
-    its right; its strokes are made as dark as centre_digit makes them."""
+    input (INPUT_HEIGHT, W') float32 in [0, 1], and the scale across (input pixels per ink
+    pixel; `stretch` times the scale in height). The ink is centred in height and starts
+    INPUT_PAD from the left, with at least as much paper on its right; its strokes are made as
+    dark as centre_digit makes them."""
     h, w = ink.shape
     scale = min(INPUT_DIGIT / max(height, 1.0), INPUT_ROOM / h)
-    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale * stretch))
     picture = Image.fromarray(np.ascontiguousarray(ink, np.float32), mode="F")
     small = np.clip(np.asarray(picture.resize((new_w, new_h), Image.Resampling.BILINEAR)), 0, 1)
     strokes = small[small > 0.05]
@@ -132,7 +133,7 @@ def row_input(ink: np.ndarray, height: float) -> tuple[np.ndarray, float]:
     out = np.zeros((INPUT_HEIGHT, width), np.float32)
     top, left = (INPUT_HEIGHT - new_h) // 2, INPUT_PAD
     out[top : top + new_h, left : left + new_w] = np.minimum(small / max(core, 1e-6), 1.0)
-    return out, scale
+    return out, scale * stretch
 
 
 def thinned(x: torch.Tensor) -> torch.Tensor:
