@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import pickle
 from pathlib import Path
 
@@ -207,6 +208,35 @@ def test_copies_distort_each_source_digit_anew() -> None:
         a.shape == b.shape and np.allclose(a, b) for a, b in zip(twice[:n], twice[n:], strict=True)
     ]
     assert sum(alike) < n // 2  # each copy distorted on its own
+
+
+def test_overlap_and_stretch_make_rows_tighter_and_wider() -> None:
+    """Neighbours overlap by up to `overlap` heights; `stretch` draws whole rows out across."""
+    from lenet5.data.rows import make_row
+    from lenet5.training.rows import training_rows
+    from test_numbers import _glyphs
+
+    def shared(overlap: float) -> list[int]:
+        rng = np.random.default_rng(0)
+        boxes = [
+            make_row(_glyphs("4086"), [4, 0, 8, 6], rng, True, overlap).boxes for _ in range(5)
+        ]
+        return [a[2] - b[0] for row in boxes for a, b in itertools.pairwise(row)]
+
+    assert max(shared(0.0)) <= 2 < max(shared(0.3))  # columns two neighbours' boxes share
+    assert np.mean(shared(0.3)) > np.mean(shared(0.08)) > np.mean(shared(0.0))
+
+    crops = _glyphs("0123456789")
+    config = RowTrainConfig(garbage=0.0, touching=1.0, max_digits=4)
+    plain = training_rows(config, crops, np.arange(10), [], 20, seed=1)
+    wide = training_rows(dataclasses.replace(config, stretch=0.5), crops, np.arange(10), [], 20, 1)
+    assert plain[1] == wide[1]  # the same rows...
+    ratios = [
+        (b.shape[1] - 2 * INPUT_PAD) / (a.shape[1] - 2 * INPUT_PAD)
+        for a, b in zip(plain[0], wide[0], strict=True)
+    ]
+    assert min(ratios) >= 0.98 and max(ratios) <= 1.52 and np.std(ratios) > 0.05  # ...drawn out
+    assert all(max(c) < row_steps(x.shape[1]) for x, c in zip(wide[0], wide[2], strict=True))
 
 
 def test_saved_readers_load_and_other_files_are_refused(tmp_path: Path) -> None:

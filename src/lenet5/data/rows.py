@@ -68,11 +68,15 @@ def _touching_offset(canvas: np.ndarray, top: int, digit: np.ndarray) -> int:
 
 
 def make_row(
-    digits: list[np.ndarray], labels: list[int], rng: np.random.Generator, touching: bool
+    digits: list[np.ndarray],
+    labels: list[int],
+    rng: np.random.Generator,
+    touching: bool,
+    overlap: float = 0.08,
 ) -> Row:
     """A row of `digits` (ink crops in [0, 1]) at one height with a little jitter: a gap of
     paper between neighbours, or (`touching`) neighbours whose ink touches or overlaps by up
-    to 8% of the height."""
+    to `overlap` times the height."""
     height = DIGIT_HEIGHT
     scaled = [_resized(d, round(height * rng.uniform(0.9, 1.1))) for d in digits]
     canvas_h = int(height * 1.4) + 2 * MARGIN
@@ -83,8 +87,8 @@ def make_row(
         if not boxes:
             left = MARGIN
         elif touching:
-            overlap = int(rng.integers(0, round(0.08 * height) + 1))
-            left = _touching_offset(canvas, top, d) - 1 - overlap
+            shift = int(rng.integers(0, round(overlap * height) + 1))
+            left = _touching_offset(canvas, top, d) - 1 - shift
             left = max(left, boxes[-1][0] + 1)  # (a digit whose solid ink starts far right)
         else:
             left = boxes[-1][2] + int(rng.integers(round(0.1 * height), round(0.35 * height) + 1))

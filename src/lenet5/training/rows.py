@@ -52,6 +52,8 @@ class RowTrainConfig:
     batch_size: int = 64  # rows per step
     lr: float = 2e-3  # the one-cycle schedule's peak (Adam)
     touching: float = 0.6  # share of the rows whose neighbours touch
+    overlap: float = 0.08  # touching neighbours overlap by up to this times the height
+    stretch: float = 0.0  # each row drawn out across by 1 to 1 + this (uniform)
     garbage: float = 0.05  # chance that a place in a row holds a non-digit
     max_digits: int = 7  # a row holds 1 to this many
     affine: float = 1.0  # each digit's distortion, as the robust recipe's
@@ -108,8 +110,9 @@ def training_rows(
     """`count` rows as reader inputs with their labels (digits, or GARBAGE for a non-digit)
     and the step that sees each one centred."""
     rng = np.random.default_rng(seed)
+    stretches = np.random.default_rng([seed, 1]).uniform(1.0, 1.0 + config.stretch, count)
     inputs, targets, centres = [], [], []
-    for _ in range(count):
+    for stretch in stretches:
         crops, row_labels = [], []
         for _ in range(int(rng.integers(1, config.max_digits + 1))):
             if others and rng.random() < config.garbage:
@@ -119,9 +122,10 @@ def training_rows(
                 k = int(rng.integers(len(digits)))
                 crops.append(digits[k])
                 row_labels.append(int(labels[k]))
-        row = make_row(crops, row_labels, rng, touching=bool(rng.random() < config.touching))
+        touching = bool(rng.random() < config.touching)
+        row = make_row(crops, row_labels, rng, touching, config.overlap)
         ink, (_, left) = ink_region(to_gray(row.image))
-        x, scale = row_input(ink, digit_height(ink))
+        x, scale = row_input(ink, digit_height(ink), float(stretch))
         inputs.append(x)
         targets.append(row_labels)
         centres.append([centre_step(((x0 + x1) / 2 - left) * scale) for x0, _, x1, _ in row.boxes])
