@@ -50,11 +50,11 @@ def test_best_path_is_the_best_of_every_split() -> None:
 
 def test_ink_wider_than_a_digit_is_never_one_digit() -> None:
     """However sure the digit model is of it (a row of touching digits squeezed into 28x28 can
-    read as a 2 at 0.42), ink wider than MAX_WIDTH digits' heights goes to the row reader."""
+    read as a 2 at 0.42), ink wider than WIDEST digits' heights goes to the row reader."""
     from lenet5.data.preprocess import ink_region, to_gray
     from lenet5.data.segment import cut_row
 
-    for text, one in (("5", True), ("3752", False)):
+    for text, one in (("5", True), ("375204", False)):
         row = make_row(_glyphs(text), [0] * len(text), np.random.default_rng(1), touching=True)
         atoms = cut_row(ink_region(to_gray(row.image))[0])
         assert numbers._one_digit(atoms, 0, len(atoms), 0.99) is one, text
@@ -79,6 +79,12 @@ def _glyphs(text: str) -> list[np.ndarray]:
     return [ink_crop(np.round(render_glyph(font, c) * 255)) for c in text]
 
 
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two boxes (x0, y0, x1, y1)."""
+    inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
 @pytest.mark.parametrize("touching", [False, True])
 def test_reads_a_number_and_boxes_each_digit(bundled, reader, touching: bool) -> None:
     """(Touching loops, a 0 or an 8, may still be cut in two: benchmarks/whole_numbers.py
@@ -87,12 +93,7 @@ def test_reads_a_number_and_boxes_each_digit(bundled, reader, touching: bool) ->
     reading = read_number(bundled, row.image, reader)
     assert reading.closest == "3752" and reading.unread == []
     for digit, truth in zip(reading.digits, row.boxes, strict=True):
-        x0, y0, x1, y1 = digit.box
-        inter = max(0, min(x1, truth[2]) - max(x0, truth[0])) * max(
-            0, min(y1, truth[3]) - max(y0, truth[1])
-        )
-        union = (x1 - x0) * (y1 - y0) + (truth[2] - truth[0]) * (truth[3] - truth[1]) - inter
-        assert inter / union > 0.6, (digit.box, truth)
+        assert _overlap(digit.box, truth) > 0.6, (digit.box, truth)
     answer = reading.answer()
     assert answer["number"] == "3752" and len(answer["digits"][0]["probabilities"]) == 10
     assert answer["digits"][0]["box"] == list(reading.digits[0].box)
@@ -109,8 +110,11 @@ def test_boxes_are_in_the_files_pixels_when_a_large_image_is_shrunk(
     big.save(path)
     large = read_number(bundled, load_image(path), reader)  # decoded at most 768 px wide
     assert large.closest == small.closest == "37"
-    for a, b in zip(small.digits, large.digits, strict=True):
-        assert np.allclose(np.array(b.box) / 10, a.box, atol=2), (a.box, b.box)
+    # The large file is cut into other pieces, so a sliver where the digits overlap may go to
+    # the other digit; the boxes agree, in the file's pixels, with each other and the truth.
+    for a, b, truth in zip(small.digits, large.digits, row.boxes, strict=True):
+        shrunk = tuple(v / 10 for v in b.box)
+        assert _overlap(shrunk, a.box) > 0.8 and _overlap(shrunk, truth) > 0.8, (a.box, b.box)
 
 
 @pytest.mark.parametrize("touching", [False, True])

@@ -1,7 +1,7 @@
 """Reading whole numbers: a row's groups of ink, each one digit or read by the row reader.
 
 The row's ink falls into groups with paper between them (`lenet5.data.segment`). A group that
-the model reads as one digit (not refused), and no wider than a digit can be, is one digit, so
+the model reads as one digit (not refused), and not wider than a digit can be, is one digit, so
 digits written apart read as they always did. A group that is not one digit (two or more
 that touch) goes to the row reader (`lenet5.inference.sweep`: LeNet-5 swept along the row,
 trained on rows): it says which digits the group holds, and each of the group's pieces goes
@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 MAX_RUN = 4  # pieces one digit may be cut into
 MAX_WIDTH = 1.2  # times the digits' height: no digit is wider
 MIN_WIDTH = 0.08  # times the digits' height: a 1 is a stroke at least this wide
+# Ink wider than this times the digits' height is never one digit, however it reads (of the
+# lone digits in benchmarks/whole_numbers.py's rows, 0.6% are wider than 1.6 and 0.1% than 2;
+# MAX_WIDTH, tighter, bounds the runs of pieces that a cut group is read in).
+WIDEST = 2.0
 MIN_HEIGHT = 0.45  # times the digits' height: no digit is shorter
 # A swept digit's probabilities: the row reader's times the digit model's on its pieces to this
 # power (0.5 was best of 0, 0.3, 0.5, 1 on benchmarks/whole_numbers.py's dev rows).
@@ -187,10 +191,11 @@ def _scores(
     scores: dict[tuple[int, int], float] = {}
     whole = []
     for (i, j), p in zip(groups, top, strict=False):
+        x0, _, x1, _ = atoms.box(i, j)
         if _one_digit(atoms, i, j, p) or j == i + 1:
             scores[i, j] = 0.0  # ink that reads as one digit is one (or cannot be cut)
             whole.append((i, j))
-        elif _fits_width(atoms, i, j):
+        elif x1 - x0 <= MAX_WIDTH * atoms.height:
             scores[i, j] = math.log(max(p, FLOOR))
     for (i, j, fit), p in zip(runs[len(groups) :], top[len(groups) :], strict=True):
         if not any(a <= i and j <= b for a, b in whole):
@@ -198,17 +203,12 @@ def _scores(
     return scores
 
 
-def _fits_width(atoms: Atoms, i: int, j: int) -> bool:
-    """Whether pieces i..j-1 are no wider than a digit can be."""
-    x0, _, x1, _ = atoms.box(i, j)
-    return x1 - x0 <= MAX_WIDTH * atoms.height
-
-
 def _one_digit(atoms: Atoms, i: int, j: int, top: float) -> bool:
     """Whether pieces i..j-1, whose likeliest digit has probability `top`, are one digit: read
-    as one (not refused) and no wider than a digit. (Squeezed into 28x28, a row of five
+    as one (not refused) and no wider than WIDEST. (Squeezed into 28x28, a row of five
     touching digits can read as a 2 at 0.42.)"""
-    return top >= REFUSE_BELOW and _fits_width(atoms, i, j)
+    x0, _, x1, _ = atoms.box(i, j)
+    return top >= REFUSE_BELOW and x1 - x0 <= WIDEST * atoms.height
 
 
 def _groups(atoms: Atoms) -> list[tuple[int, int]]:

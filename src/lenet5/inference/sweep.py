@@ -3,12 +3,12 @@
 `read_number` hands it each group of ink that the digit model does not read as one digit. It
 answers the group's digits left to right (greedy CTC decoding), each with the probabilities of
 its step and where along the group it was read; its "not a digit" class is spread evenly over
-the ten digits, as the digit model answers a non-digit. The group is read in several views,
-in one batch: at a few sizes (SCALES), each as written and drawn out across (STRETCHES), and
-each of those as written and with its strokes thinned. A row written larger or smaller than
-the digits' height suggests, or with a bolder pen than MNIST's, is still read as its own, and
-digits that overlap a lot are drawn apart. The readings vote: the digits that all the views
-find likeliest together (the sum of their CTC log-likelihoods) are the answer.
+the ten digits, as the digit model answers a non-digit. The group is read in six views, in
+one batch: a little smaller and larger than the digits' height suggests, drawn out across
+(VIEWS), each as written and with its strokes thinned. A row written larger or smaller than
+its height suggests, or with a bolder pen than MNIST's, is still read as its own, and digits
+that overlap a lot are drawn apart. The readings vote: the digits that all the views find
+likeliest together (the sum of their CTC log-likelihoods) are the answer.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ if TYPE_CHECKING:
     from lenet5.models import RowReader
 
 BUNDLED_ROW_READER = WEIGHTS_DIR / "lenet5-rows.pt"
-SCALES = (0.85, 1.0, 1.15)  # the digits' height is taken as this times its estimate
-STRETCHES = (1.0, 1.3)  # and the row drawn out across by this
+# The views of a group read (each as written and thinned): the digits' height taken as the
+# first times its estimate, the row drawn out across by the second.
+VIEWS = ((0.85, 1.0), (1.15, 1.0), (1.0, 1.3))
 ROW_READER_FORMAT = "lenet5-row-reader"  # lenet5.training.rows.save_row_reader's files
 
 
@@ -66,7 +67,7 @@ def sweep_digits(
     from lenet5.data.rows import batch_inputs, thinned
     from lenet5.models import BLANK, GARBAGE, ROW_STEP, row_steps
 
-    inputs = [row_input(ink, height * s, stretch) for stretch in STRETCHES for s in SCALES]
+    inputs = [row_input(ink, height * size, stretch) for size, stretch in VIEWS]
     batch = batch_inputs([x for x, _ in inputs])  # (len(inputs), 1, 28, W)
     with torch.inference_mode():
         log_probs = torch.log_softmax(reader(torch.cat([batch, thinned(batch)])), dim=-1)
