@@ -237,6 +237,18 @@ def test_overlap_and_stretch_make_rows_tighter_and_wider() -> None:
     ]
     assert min(ratios) >= 0.98 and max(ratios) <= 1.52 and np.std(ratios) > 0.05  # ...drawn out
     assert all(max(c) < row_steps(x.shape[1]) for x, c in zip(wide[0], wide[2], strict=True))
+    # The rows that measure each epoch are set as the defaults set them, whatever trains.
+    from lenet5.data.mnist import Split
+    from lenet5.training.rows import validation_rows
+
+    from conftest import synthetic_digits
+
+    images, labels = synthetic_digits(30, seed=4)
+    val = Split(torch.from_numpy(images), torch.from_numpy(labels))
+    config = RowTrainConfig(val_rows=10)
+    plain = validation_rows(config, val)
+    other = validation_rows(dataclasses.replace(config, overlap=0.3, stretch=0.5), val)
+    assert all(np.array_equal(a, b) for a, b in zip(plain[0], other[0], strict=True))
 
 
 def test_saved_readers_load_and_other_files_are_refused(tmp_path: Path) -> None:

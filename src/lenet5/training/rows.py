@@ -133,8 +133,12 @@ def training_rows(
 
 
 def validation_rows(config: RowTrainConfig, val: Split) -> Rows:
-    """The `config.val_rows` rows of `val` digits (no non-digits) that measure each epoch."""
-    plain = dataclasses.replace(config, garbage=0.0)
+    """The `config.val_rows` rows of `val` digits that measure each epoch: no non-digits, and
+    set as the defaults set them (overlap, stretch), so that runs' figures compare."""
+    defaults = RowTrainConfig()
+    plain = dataclasses.replace(
+        config, garbage=0.0, overlap=defaults.overlap, stretch=defaults.stretch
+    )
     crops = [ink_crop(x) for x in val.images.numpy()]
     return training_rows(plain, crops, val.labels.numpy(), [], config.val_rows, config.seed + 1)
 
