@@ -265,7 +265,12 @@ def run(args: argparse.Namespace) -> int:
     device = init_distributed(resolve_device(args.device))
     rank, world = rank_and_world()
     try:
-        return _train_rank(args, config, device, rank, world)
+        code = _train_rank(args, config, device, rank, world)
+        if world > 1:
+            # Leave together: a rank that tears its process group down while another still
+            # works can abort that one's gloo threads ("terminate called", seen once in CI).
+            dist.barrier()
+        return code
     except RuntimeError as exc:
         if world == 1:
             raise
