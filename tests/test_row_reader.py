@@ -237,7 +237,10 @@ def test_overlap_and_stretch_make_rows_tighter_and_wider() -> None:
     ]
     assert min(ratios) >= 0.98 and max(ratios) <= 1.52 and np.std(ratios) > 0.05  # ...drawn out
     assert all(max(c) < row_steps(x.shape[1]) for x, c in zip(wide[0], wide[2], strict=True))
-    # The rows that measure each epoch are set as the defaults set them, whatever trains.
+
+
+def test_validation_rows_are_set_as_the_defaults_whatever_trains() -> None:
+    """The rows that measure each epoch do not follow --overlap and --stretch: runs compare."""
     from lenet5.data.mnist import Split
     from lenet5.training.rows import validation_rows
 
