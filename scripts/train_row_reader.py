@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -31,23 +32,52 @@ def main() -> int:
     parser.add_argument(
         "--init", type=Path, help="a LeNet-5 checkpoint to start from (default: the bundled one)"
     )
-    for field in dataclasses.fields(RowTrainConfig):  # --rows, --epochs, ...
-        parser.add_argument(
-            f"--{field.name.replace('_', '-')}",
-            type=type(field.default),
-            default=field.default,
-            help=f"(default: {field.default})",
-        )
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where to train; auto picks cuda when present (default: auto)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="with --fresh, processes that make the next epoch's rows while one trains; the "
+        f"rows are the same for any number (default: 0, made here; this machine has "
+        f"{os.cpu_count()} cores)",
+    )
+    for field in dataclasses.fields(RowTrainConfig):  # --rows, --epochs, ..., --fresh
+        flag = f"--{field.name.replace('_', '-')}"
+        help = f"(default: {field.default})"
+        if isinstance(field.default, bool):
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=False, help=help
+            )
+        else:
+            parser.add_argument(flag, type=type(field.default), default=field.default, help=help)
     args = parser.parse_args()
+    if args.workers < 0:
+        parser.error("--workers must be 0 or more")
     fields = dataclasses.fields(RowTrainConfig)
     config = RowTrainConfig(**{f.name: getattr(args, f.name) for f in fields})
     try:
         from lenet5.data.mnist import load_splits
         from lenet5.inference.checkpoint import load_checkpoint
+        from lenet5.inference.engines import resolve_device
 
+        device = resolve_device(args.device)
         splits = load_splits(data_dir=args.data_dir)
         init = load_checkpoint(args.init)["model"]
-        model, metrics = fit(config, splits.train, splits.val, init)
+        # Each new best epoch is written at once: a run cut short keeps its best reader so far.
+        model, metrics = fit(
+            config,
+            splits.train,
+            splits.val,
+            init,
+            device=device,
+            workers=args.workers,
+            on_best=lambda m, best: save_row_reader(args.out, m, config, best),
+        )
         save_row_reader(args.out, model, config, metrics)
     except Lenet5Error as exc:
         print(f"error: {exc}", file=sys.stderr)

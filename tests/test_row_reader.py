@@ -254,6 +254,58 @@ def test_validation_rows_are_set_as_the_defaults_whatever_trains() -> None:
     assert all(np.array_equal(a, b) for a, b in zip(plain[0], other[0], strict=True))
 
 
+def test_fresh_rows_are_the_same_made_by_any_number_of_workers() -> None:
+    """Each epoch's new rows come in pieces seeded (seed, epoch, piece): made here or by two
+    worker processes they are the same rows; the next epoch's are others."""
+    import multiprocessing
+
+    from lenet5.training.rows import CHUNK, _start_worker, epoch_rows
+    from test_numbers import _glyphs
+
+    crops = _glyphs("0123456789")
+    config = RowTrainConfig(rows=CHUNK + 7, garbage=0.1, max_digits=3, fresh=True)
+    sources = (crops, np.arange(10), _glyphs("AB"))
+    here = epoch_rows(config, sources, 1)()
+    with multiprocessing.get_context("fork").Pool(2, _start_worker, (config, sources)) as pool:
+        pending = epoch_rows(config, sources, 1, pool)
+        there = pending()
+    assert len(here[0]) == len(there[0]) == CHUNK + 7
+    assert here[1] == there[1] and here[2] == there[2]
+    assert all(np.array_equal(a, b) for a, b in zip(here[0], there[0], strict=True))
+    assert GARBAGE in {d for t in here[1] for d in t}
+    assert epoch_rows(config, sources, 2)()[1] != here[1]
+
+
+def test_fit_on_fresh_rows_saves_each_new_best(tmp_path: Path) -> None:
+    """With --fresh and two workers, training goes on as with rows made once; each new best
+    epoch is handed to `on_best`, and the last one handed over is the reader returned."""
+    from lenet5.data.mnist import Split
+    from lenet5.inference.checkpoint import load_checkpoint
+    from lenet5.training.rows import fit, save_row_reader
+
+    from conftest import synthetic_digits
+
+    images, labels = synthetic_digits(60, seed=2)
+    train = Split(torch.from_numpy(images), torch.from_numpy(labels))
+    config = RowTrainConfig(
+        rows=64, epochs=3, val_rows=20, strokes=1, fonts=0, garbage=0.0, fresh=True
+    )
+    saved: list[int] = []
+
+    def keep(model: RowReader, best: dict) -> None:
+        saved.append(best["epoch"])
+        save_row_reader(tmp_path / "rows.pt", model, config, best)
+
+    lines: list[str] = []
+    init = load_checkpoint(None)["model"]
+    model, metrics = fit(config, train, train, init, lines.append, workers=2, on_best=keep)
+    assert len(lines) == 3 and all("of it making rows" in line for line in lines)
+    assert saved[0] == 1 and saved[-1] == metrics["epoch"]
+    on_disk = load_row_reader(tmp_path / "rows.pt")
+    theirs = on_disk.state_dict()
+    assert all(torch.equal(v, theirs[k]) for k, v in model.state_dict().items())
+
+
 def test_saved_readers_load_and_other_files_are_refused(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = RowReader().eval()

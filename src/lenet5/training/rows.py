@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import itertools
+import multiprocessing
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,16 +66,19 @@ class RowTrainConfig:
     fonts: int = 10  # copies of the font-rendered digits
     strokes: int = 2000  # stroke-drawn digits per class
     val_rows: int = 500  # rows of MNIST validation digits measured after each epoch
+    fresh: bool = False  # make each epoch's rows anew (in CHUNK-row pieces) instead of once
     seed: int = 0
 
 
+CHUNK = 2_000  # rows made at a time (by one worker) when each epoch's rows are made anew
+
 # Reader inputs (28, W), their labels, and the step nearest each label's centre.
 Rows = tuple[list[np.ndarray], list[list[int]], list[list[int]]]
+# Digits' ink crops, their labels, and non-digits' ink crops.
+Sources = tuple[list[np.ndarray], np.ndarray, list[np.ndarray]]
 
 
-def source_crops(
-    config: RowTrainConfig, train: Split
-) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray]]:
+def source_crops(config: RowTrainConfig, train: Split) -> Sources:
     """The digits rows are made of (ink crops, distorted) with their labels, and non-digits."""
     from lenet5.data.augment import Distortion
     from lenet5.data.fonts import font_digits
@@ -105,12 +109,13 @@ def training_rows(
     labels: np.ndarray,
     others: list[np.ndarray],
     count: int,
-    seed: int,
+    seed: int | tuple[int, ...],
 ) -> Rows:
     """`count` rows as reader inputs with their labels (digits, or GARBAGE for a non-digit)
     and the step that sees each one centred."""
     rng = np.random.default_rng(seed)
-    stretches = np.random.default_rng([seed, 1]).uniform(1.0, 1.0 + config.stretch, count)
+    seeds = seed if isinstance(seed, tuple) else (seed,)
+    stretches = np.random.default_rng([*seeds, 1]).uniform(1.0, 1.0 + config.stretch, count)
     inputs, targets, centres = [], [], []
     for stretch in stretches:
         crops, row_labels = [], []
@@ -153,7 +158,7 @@ def restyle(x: torch.Tensor, share: float, generator: torch.Generator) -> torch.
     """Rows (N, 1, 28, W) with the strokes of a `share` of them thickened (a 3x3 maximum) or
     thinned (halfway to a 3x3 minimum), half each: the rows are made once, and this changes
     them each epoch; pens differ, and other hands' scans (UCI's) are bolder than MNIST's."""
-    pick = torch.rand(len(x), generator=generator)[:, None, None, None]
+    pick = torch.rand(len(x), generator=generator)[:, None, None, None].to(x.device)
     thick = F.max_pool2d(x, 3, stride=1, padding=1)
     return torch.where(pick < share / 2, thick, torch.where(pick < share, thinned(x), x))
 
@@ -171,13 +176,14 @@ def row_loss(
     whose windows are centred on a digit (its label) or halfway between two (the blank):
     CTC alone leaves where a digit is read free, and a digit read off its ink gets the wrong
     box, and two alike read at one place merge."""
-    x = batch_inputs(inputs)  # (N, 1, 28, W)
+    device = next(model.parameters()).device
+    x = batch_inputs(inputs).to(device)  # (N, 1, 28, W)
     if restyled:
         x = restyle(x, restyled, torch.default_generator)
     log_probs = F.log_softmax(model(x), dim=2)  # (N, T, C)
     loss = F.ctc_loss(
         log_probs.transpose(0, 1),
-        torch.tensor([d for t in targets for d in t]),
+        torch.tensor([d for t in targets for d in t], device=device),
         torch.tensor([min(row_steps(i.shape[1]), log_probs.shape[1]) for i in inputs]),
         torch.tensor([len(t) for t in targets]),
         blank=BLANK,
@@ -186,7 +192,7 @@ def row_loss(
     if not aligned or centres is None:
         return loss
     rows, steps, labels = _alignment(targets, centres, log_probs.shape[1])
-    return loss + aligned * F.nll_loss(log_probs[rows, steps], labels)
+    return loss + aligned * F.nll_loss(log_probs[rows, steps], labels.to(device))
 
 
 def _alignment(
@@ -213,9 +219,11 @@ def decode(logits: torch.Tensor) -> list[int]:
 def exact(model: RowReader, rows: Rows) -> float:
     """The share of rows read exactly (one row at a time, as `read_number` reads)."""
     model.eval()
+    device = next(model.parameters()).device
     with torch.inference_mode():
         right = sum(
-            decode(model(batch_inputs([x]))[0]) == t for x, t in zip(rows[0], rows[1], strict=True)
+            decode(model(batch_inputs([x]).to(device))[0]) == t
+            for x, t in zip(rows[0], rows[1], strict=True)
         )
     model.train()
     return right / max(1, len(rows[0]))
@@ -232,7 +240,7 @@ def train_one_epoch(
 ) -> dict[str, float]:
     """One pass over `batches` (index arrays into `rows`), a `restyled` share of each batch's
     rows restyled, the alignment loss weighted `aligned` -> the mean loss."""
-    total = 0.0
+    losses = []  # kept on the device: reading each one would wait for it
     for batch in batches:
         inputs = [rows[0][k] for k in batch]
         targets, centres = [rows[1][k] for k in batch], [rows[2][k] for k in batch]
@@ -241,8 +249,8 @@ def train_one_epoch(
         loss.backward()
         optimizer.step()
         scheduler.step()
-        total += loss.item()
-    return {"loss": total / max(1, len(batches))}
+        losses.append(loss.detach())
+    return {"loss": torch.stack(losses).mean().item() if losses else 0.0}
 
 
 def fit(
@@ -251,45 +259,112 @@ def fit(
     val: Split,
     init: dict[str, torch.Tensor] | None = None,
     log: Callable[[str], None] = print,
+    device: str | torch.device = "cpu",
+    workers: int = 0,
+    on_best: Callable[[RowReader, dict[str, Any]], None] | None = None,
 ) -> tuple[RowReader, dict[str, Any]]:
-    """Make the rows, train a row reader on them (from `init`, a LeNet-5's weights) and
-    measure it on rows of `val` after each epoch -> the reader of the epoch that read them best
-    (in eval mode) and its metrics."""
+    """Make the rows, train a row reader on them (from `init`, a LeNet-5's weights) on `device`
+    and measure it on rows of `val` after each epoch -> the reader of the epoch that read them
+    best (in eval mode, on the CPU) and its metrics; `on_best` is told of each new best.
+    With `config.fresh`, `workers` processes make the next epoch's rows while one trains."""
     start = time.perf_counter()
-    digits, labels, others = source_crops(config, train)
-    rows = training_rows(config, digits, labels, others, config.rows, config.seed)
+    sources = source_crops(config, train)
     val_rows = validation_rows(config, val)
-    log(f"made {config.rows} training rows ({time.perf_counter() - start:.0f} s)")
-    torch.manual_seed(config.seed)
-    model = RowReader()
-    if init is not None:
-        model.load_lenet5(init)
-    # Rows of like width batched together (less padding), the batches shuffled each epoch.
-    order = np.argsort([x.shape[1] for x in rows[0]], kind="stable")
-    batches = [order[k : k + config.batch_size] for k in range(0, len(order), config.batch_size)]
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, config.lr, total_steps=config.epochs * len(batches), pct_start=0.15
-    )
-    rng = np.random.default_rng(config.seed)
-    best: dict[str, Any] = {"val_exact": -1.0}
-    weights = model.state_dict()
-    for epoch in range(1, config.epochs + 1):
-        began = time.perf_counter()
-        rng.shuffle(batches)
-        metrics = train_one_epoch(
-            model, optimizer, scheduler, rows, batches, config.restyle, config.aligned
+    pool = None
+    if config.fresh and workers > 0:  # forked before any CUDA work: the workers need none
+        pool = multiprocessing.get_context("fork").Pool(workers, _start_worker, (config, sources))
+    try:
+        if config.fresh:
+            next_rows = epoch_rows(config, sources, 1, pool)
+        else:
+            rows = training_rows(config, *sources, config.rows, config.seed)
+            batches = _batches(rows, config.batch_size)
+            log(f"made {config.rows} training rows ({time.perf_counter() - start:.0f} s)")
+        torch.manual_seed(config.seed)
+        model = RowReader()
+        if init is not None:
+            model.load_lenet5(init)
+        model.to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        steps = -(-config.rows // config.batch_size)  # batches in an epoch
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, config.lr, total_steps=config.epochs * steps, pct_start=0.15
         )
-        metrics["val_exact"] = exact(model, val_rows)
-        log(
-            f"epoch {epoch}/{config.epochs}: loss {metrics['loss']:.3f}, MNIST validation rows "
-            f"{metrics['val_exact']:.1%} exact ({time.perf_counter() - began:.0f} s)"
-        )
-        if metrics["val_exact"] > best["val_exact"]:  # (a copy: training goes on in place)
-            weights = {k: v.clone() for k, v in model.state_dict().items()}
-            best = {**metrics, "epoch": epoch}
-    model.load_state_dict(weights)
+        rng = np.random.default_rng(config.seed)
+        best: dict[str, Any] = {"val_exact": -1.0}
+        weights = model.state_dict()
+        for epoch in range(1, config.epochs + 1):
+            began = time.perf_counter()
+            if config.fresh:
+                rows = next_rows()
+                if epoch < config.epochs:
+                    next_rows = epoch_rows(config, sources, epoch + 1, pool)
+                batches = _batches(rows, config.batch_size)
+            waited = time.perf_counter() - began
+            rng.shuffle(batches)
+            metrics = train_one_epoch(
+                model, optimizer, scheduler, rows, batches, config.restyle, config.aligned
+            )
+            metrics["val_exact"] = exact(model, val_rows)
+            log(
+                f"epoch {epoch}/{config.epochs}: loss {metrics['loss']:.3f}, MNIST validation "
+                f"rows {metrics['val_exact']:.1%} exact ({time.perf_counter() - began:.0f} s"
+                + (f", {waited:.0f} s of it making rows)" if config.fresh else ")")
+            )
+            if metrics["val_exact"] > best["val_exact"]:  # (a copy: training goes on in place)
+                weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                best = {**metrics, "epoch": epoch}
+                if on_best is not None:
+                    on_best(model, best)
+    finally:
+        if pool is not None:
+            pool.terminate()
+    model.cpu().load_state_dict(weights)
     return model.eval(), best
+
+
+def _batches(rows: Rows, size: int) -> list[np.ndarray]:
+    """Index arrays of `size` rows of like width (less padding), in order of width."""
+    order = np.argsort([x.shape[1] for x in rows[0]], kind="stable")
+    return [order[k : k + size] for k in range(0, len(order), size)]
+
+
+_worker: dict[str, Any] = {}  # a row-making process's config and sources
+
+
+def _start_worker(config: RowTrainConfig, sources: Sources) -> None:
+    torch.set_num_threads(1)  # the workers share the cores
+    _worker.update(config=config, sources=sources)
+
+
+def _worker_rows(task: tuple[tuple[int, ...], int]) -> Rows:
+    seed, count = task
+    digits, labels, others = _worker["sources"]
+    return training_rows(_worker["config"], digits, labels, others, count, seed)
+
+
+def epoch_rows(
+    config: RowTrainConfig, sources: Sources, epoch: int, pool: Any = None
+) -> Callable[[], Rows]:
+    """Epoch `epoch`'s rows, made anew: CHUNK-row pieces seeded (seed, epoch, piece), so that
+    any number of workers make the same rows. `pool`'s workers start on them now (without a
+    pool they are made here, when asked for) -> a function that hands them over."""
+    tasks = [
+        ((config.seed, epoch, k), min(CHUNK, config.rows - first))
+        for k, first in enumerate(range(0, config.rows, CHUNK))
+    ]
+    if pool is None:
+        return lambda: _joined([training_rows(config, *sources, n, seed) for seed, n in tasks])
+    pending = pool.map_async(_worker_rows, tasks)
+    return lambda: _joined(pending.get())
+
+
+def _joined(pieces: list[Rows]) -> Rows:
+    return (
+        [x for piece in pieces for x in piece[0]],
+        [t for piece in pieces for t in piece[1]],
+        [c for piece in pieces for c in piece[2]],
+    )
 
 
 def save_row_reader(
@@ -301,7 +376,7 @@ def save_row_reader(
         "format": ROW_READER_FORMAT,
         "config": dataclasses.asdict(config),
         "metrics": metrics,
-        "model": model.state_dict(),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
     buffer = io.BytesIO()
     torch.save(state, buffer)
