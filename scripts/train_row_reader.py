@@ -7,8 +7,12 @@ that touch, and ship it inside the package:
 It starts from the bundled LeNet-5's conv1, conv2 and fc1 and learns from rows made of MNIST's
 training split and generated digits (`lenet5.training.rows`; never MNIST's test split). The
 file holds the weights of the epoch that read rows of MNIST validation digits best, the config
-and that epoch's figures (its number, loss, exact rows of MNIST validation digits). About 27
-minutes on two cores with the defaults.
+and that epoch's figures (its number, loss, exact rows of MNIST validation digits); it is
+written as soon as an epoch reads them better than those before, so a run cut short keeps its
+best reader so far. About 27 minutes on two cores with the defaults.
+
+`--fresh` makes each epoch's rows anew instead of once (the same rows for any `--workers`,
+processes that make the next epoch's rows while one trains); `--device cuda` trains on a GPU.
 """
 
 from __future__ import annotations
@@ -66,6 +70,10 @@ def main() -> int:
         from lenet5.inference.engines import resolve_device
 
         device = resolve_device(args.device)
+        if config.fresh and args.workers and device.type == "cpu":
+            import torch  # the cores the workers leave (two processes on one core crawl)
+
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) - args.workers))
         splits = load_splits(data_dir=args.data_dir)
         init = load_checkpoint(args.init)["model"]
         # Each new best epoch is written at once: a run cut short keeps its best reader so far.
