@@ -29,7 +29,7 @@ TUTORIAL_INIT_STD = 0.1  # tf.truncated_normal(stddev=0.1), biases zero
 # Network), read in both directions by a small GRU and answered per step (CTC).
 ROW_STEP = 2  # pixels between the row reader's steps (two sweeps, 2 pixels apart)
 SWEEP_STRIDE = POOL_SIZE * POOL_SIZE  # pixels between one sweep's steps: 4
-ROW_HIDDEN = 64  # GRU units each way (by default)
+ROW_HIDDEN = 64  # GRU units each way
 GARBAGE = NUM_CLASSES  # the row reader's class for a piece that is not a digit: 10
 BLANK = NUM_CLASSES + 1  # CTC's "nothing new here": 11
 ROW_CLASSES = NUM_CLASSES + 2
@@ -81,15 +81,15 @@ class RowReader(nn.Module):
     """LeNet-5 swept along a row of digits: input (N, 1, 28, W), logits (N, T, ROW_CLASSES),
     one step every ROW_STEP pixels (step t sees the 28 columns from ROW_STEP * t)."""
 
-    def __init__(self, hidden: int = ROW_HIDDEN) -> None:
+    def __init__(self) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(1, CONV1_CHANNELS, KERNEL_SIZE, padding=KERNEL_SIZE // 2)
         self.pool1 = nn.MaxPool2d(POOL_SIZE)
         self.conv2 = nn.Conv2d(CONV1_CHANNELS, CONV2_CHANNELS, KERNEL_SIZE)
         self.pool2 = nn.MaxPool2d(POOL_SIZE)
         self.fc1 = nn.Conv2d(CONV2_CHANNELS, FC1_UNITS, CONV2_OUT // POOL_SIZE)  # LeNet's fc1
-        self.gru = nn.GRU(FC1_UNITS, hidden, batch_first=True, bidirectional=True)
-        self.out = nn.Linear(2 * hidden, ROW_CLASSES)
+        self.gru = nn.GRU(FC1_UNITS, ROW_HIDDEN, batch_first=True, bidirectional=True)
+        self.out = nn.Linear(2 * ROW_HIDDEN, ROW_CLASSES)
 
     def sweep(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1, 28, W) -> fc1's features (N, FC1_UNITS, T) every SWEEP_STRIDE pixels."""
@@ -102,7 +102,7 @@ class RowReader(nn.Module):
         sweeps = [self.sweep(x[..., ROW_STEP * k :]) for k in range(shift)]
         steps = sweeps[-1].shape[2]
         x = torch.stack([s[:, :, :steps] for s in sweeps], dim=3).flatten(2)  # (N, 120, T)
-        x, _ = self.gru(x.transpose(1, 2))  # (N, T, 2 * hidden)
+        x, _ = self.gru(x.transpose(1, 2))  # (N, T, 2 * ROW_HIDDEN)
         return self.out(x)  # (N, T, ROW_CLASSES)
 
     def load_lenet5(self, weights: dict[str, torch.Tensor]) -> None:

@@ -40,7 +40,7 @@ def load_row_reader(path: str | Path | None = None) -> RowReader:
     import torch
 
     from lenet5.inference.checkpoint import CheckpointError
-    from lenet5.models import ROW_HIDDEN, RowReader
+    from lenet5.models import RowReader
 
     path = Path(path) if path is not None else BUNDLED_ROW_READER
     try:
@@ -49,10 +49,10 @@ def load_row_reader(path: str | Path | None = None) -> RowReader:
         raise CheckpointError(f"{path}: cannot read the row reader ({exc})") from None
     if not isinstance(state, dict) or state.get("format") != ROW_READER_FORMAT:
         raise CheckpointError(f"{path}: not a lenet5 row reader")
+    model = RowReader()
     try:
-        model = RowReader(int(state.get("config", {}).get("hidden", ROW_HIDDEN)))
         model.load_state_dict(state["model"])
-    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+    except (KeyError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: its weights do not fit a row reader ({exc})") from None
     return model.eval()
 

@@ -66,7 +66,6 @@ class RowTrainConfig:
     fonts: int = 10  # copies of the font-rendered digits
     strokes: int = 2000  # stroke-drawn digits per class
     val_rows: int = 500  # rows of MNIST validation digits measured after each epoch
-    hidden: int = 64  # the reader's GRU units each way
     fresh: bool = False  # make each epoch's rows anew (in CHUNK-row pieces) instead of once
     seed: int = 0
 
@@ -282,7 +281,7 @@ def fit(
             batches = _batches(rows, config.batch_size)
             log(f"made {config.rows} training rows ({time.perf_counter() - start:.0f} s)")
         torch.manual_seed(config.seed)
-        model = RowReader(config.hidden)
+        model = RowReader()
         if init is not None:
             model.load_lenet5(init)
         model.to(device)
