@@ -191,11 +191,10 @@ def _scores(
     scores: dict[tuple[int, int], float] = {}
     whole = []
     for (i, j), p in zip(groups, top, strict=False):
-        x0, _, x1, _ = atoms.box(i, j)
         if _one_digit(atoms, i, j, p) or j == i + 1:
             scores[i, j] = 0.0  # ink that reads as one digit is one (or cannot be cut)
             whole.append((i, j))
-        elif x1 - x0 <= MAX_WIDTH * atoms.height:
+        elif _fits_width(atoms, i, j, MAX_WIDTH):
             scores[i, j] = math.log(max(p, FLOOR))
     for (i, j, fit), p in zip(runs[len(groups) :], top[len(groups) :], strict=True):
         if not any(a <= i and j <= b for a, b in whole):
@@ -207,8 +206,13 @@ def _one_digit(atoms: Atoms, i: int, j: int, top: float) -> bool:
     """Whether pieces i..j-1, whose likeliest digit has probability `top`, are one digit: read
     as one (not refused) and no wider than WIDEST. (Squeezed into 28x28, a row of five
     touching digits can read as a 2 at 0.42.)"""
+    return top >= REFUSE_BELOW and _fits_width(atoms, i, j, WIDEST)
+
+
+def _fits_width(atoms: Atoms, i: int, j: int, widest: float) -> bool:
+    """Whether pieces i..j-1 are no wider than `widest` times the digits' height."""
     x0, _, x1, _ = atoms.box(i, j)
-    return top >= REFUSE_BELOW and x1 - x0 <= WIDEST * atoms.height
+    return x1 - x0 <= widest * atoms.height
 
 
 def _groups(atoms: Atoms) -> list[tuple[int, int]]:
