@@ -61,7 +61,8 @@ class RowTrainConfig:
     affine: float = 1.0  # each digit's distortion, as the robust recipe's
     aspect: float = 0.25
     # Half the digits pass through one lower resolution, drawn once a run from (1 - blur) x 28
-    # pixels up (all the digits are distorted as one batch): 26 pixels with seed 0, 15 with 1.
+    # pixels up (all the digits are distorted as one batch): with the defaults, 26 pixels
+    # (seed 0), 15 (seed 1).
     blur: float = 0.7
     copies: int = 1  # distorted copies of each source digit that rows draw from
     restyle: float = 0.5  # share of rows whose strokes are thickened or thinned, anew each epoch
