@@ -37,18 +37,23 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
 from lenet5.config import RECIPES, TrainConfig
-from lenet5.data.mnist import load_splits
+from lenet5.data.mnist import Split, load_splits, to_float
 from lenet5.data.uci import load_uci_digits
 from lenet5.files import atomic_write, atomic_write_text
 from lenet5.inference.bundled import BUNDLED, BUNDLED_CARD, BUNDLED_ONNX
+from lenet5.inference.calibration import fit_temperature
 from lenet5.inference.checkpoint import load_checkpoint, load_model, save_checkpoint
 from lenet5.inference.evaluate import evaluate
 from lenet5.inference.export import compare_with_onnx, export_onnx
+from lenet5.models import build_model, set_temperature
 
 RECIPE = "robust"
 DISTILLATION = ("epochs", "teachers", "distill", "temperature")  # what a distilled run may change
-NOT_A_DIGIT = (*DISTILLATION, "init_from", "outliers", "lr")  # and the second stage
+NOT_A_DIGIT = (*DISTILLATION, "init_from", "outliers", "lr", "read_scales")  # the second stage
 
 
 def finished_run(
@@ -80,6 +85,7 @@ def train_command(config: TrainConfig, run_dir: str = "") -> str:
         words.append(f"--lr {config.lr}")
     if config.outliers:
         words.append(f"--outliers {config.outliers}")
+    words += [f"--read-scale {scale:g}" for scale in config.read_scales]
     if config.teachers:
         words += [f"--distill {config.distill}", f"--temperature {config.temperature}"]
         words += [f"--teacher {teacher}" for teacher in config.teachers]
@@ -90,9 +96,30 @@ def train_command(config: TrainConfig, run_dir: str = "") -> str:
     return " ".join(words)
 
 
+def read_with_scales(model: nn.Module, config: TrainConfig, val: Split) -> nn.Module:
+    """`model` rebuilt to read with `config.read_scales`, its temperature fitted again on `val`
+    (as `lenet5 train --read-scale` fits it at the end of a run)."""
+    scaled = build_model(config.model, config.dropout, "pytorch", tuple(config.read_scales))
+    scaled.load_state_dict(model.state_dict())
+    set_temperature(scaled, 1.0)
+    with torch.inference_mode():
+        logits = scaled.eval()(to_float(val.images))  # (N, 10)
+    set_temperature(scaled, fit_temperature(logits.numpy(), val.labels.numpy()))
+    return scaled
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, help="a finished robust run (distilled or plain)")
+    parser.add_argument(
+        "--read-scale",
+        dest="read_scales",
+        action="append",
+        type=float,
+        metavar="S",
+        help="read the run's model as `lenet5 train --read-scale S` does (repeat for several): "
+        "its temperature is fitted again on validation, as at the end of such a run",
+    )
     parser.add_argument(
         "--base-card",
         type=Path,
@@ -117,6 +144,10 @@ def main() -> None:
             for run in config.teachers
         ]
     model, _ = load_model(args.run_dir)
+    splits = load_splits(progress=False)
+    if args.read_scales:
+        config = dataclasses.replace(config, read_scales=args.read_scales)
+        model = read_with_scales(model, config, splits.val)
     with tempfile.TemporaryDirectory() as tmp:  # weights only, written like any checkpoint
         slim = Path(tmp) / "model.pt"
         save_checkpoint(
@@ -129,7 +160,6 @@ def main() -> None:
         raw = slim.read_bytes()
         export_onnx(model, Path(tmp) / "model.onnx")
         onnx = (Path(tmp) / "model.onnx").read_bytes()
-        splits = load_splits(progress=False)
         check = compare_with_onnx(model, Path(tmp) / "model.onnx", splits.test)
     if not check["within_tolerance"] or check["agreement"] < 1.0:
         raise SystemExit(f"the ONNX export does not match PyTorch: {check}")

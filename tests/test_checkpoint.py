@@ -21,7 +21,7 @@ from lenet5.models import build_model
 
 def _save(path: Path, config: TrainConfig) -> torch.nn.Module:
     torch.manual_seed(3)
-    model = build_model(config.model, config.dropout)
+    model = build_model(config.model, config.dropout, read_scales=tuple(config.read_scales))
     optimizer = torch.optim.Adam(model.parameters())
     model(torch.rand(2, 1, 28, 28)).sum().backward()
     optimizer.step()
@@ -42,6 +42,16 @@ def test_round_trip_rebuilds_the_model_from_the_path_alone(tmp_path: Path) -> No
     assert torch.equal(loaded(x), model(x))
     state = load_checkpoint(tmp_path / "run" / LAST)
     assert state["epoch"] == 7 and state["optimizer"]["state"]  # Adam moments kept
+
+
+def test_read_scales_come_back_from_the_config(tmp_path: Path) -> None:
+    config = TrainConfig(read_scales=[1.0, 0.85, 1.15])
+    model = _save(tmp_path / LAST, config)
+    loaded, loaded_config = load_model(tmp_path / LAST)
+    assert loaded_config.read_scales == [1.0, 0.85, 1.15]
+    x = torch.rand(5, 1, 28, 28)
+    assert torch.equal(loaded(x), model.eval()(x))
+    assert not torch.allclose(loaded(x), loaded.logits(x))  # it does read three scales
 
 
 class _Evil:

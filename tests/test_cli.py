@@ -83,11 +83,18 @@ def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
         (["--epochs", "two"], "'two' is not a number"),
         (["--model", "resnet"], "invalid choice: 'resnet'"),
         (["--dropout", "1.5"], "must be in [0, 1)"),
+        (["--read-scale", "0"], "argument --read-scale: must be positive, got 0"),
     ],
 )
 def test_bad_flags(flags: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", *flags]) == 2
     assert message in _error_line(capsys)
+
+
+def test_read_scales_are_for_lenet5(tiny_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", "--model", "softmax", "--read-scale", "1", "--data-dir", str(tiny_data)])
+    assert code == 1
+    assert "read scales apply to the lenet5 model only" in _error_line(capsys)
 
 
 def test_missing_data_and_no_mirror(

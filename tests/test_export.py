@@ -126,3 +126,24 @@ def test_the_server_runs_any_model_on_onnxruntime(synthetic_run: tuple[Path, Pat
     assert serving_model(model, synthetic_run[1], "torch")[0] is model
     x = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
     assert np.abs(probabilities(runner, x) - probabilities(model, x)).max() <= 1e-6
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_read_scales_travel_in_the_onnx_file(tmp_path: Path, batch: int) -> None:
+    """The bundled model reads at three scales: onnxruntime gives the same averaged logits."""
+    import torch
+
+    from lenet5.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("lenet5", init="pytorch", read_scales=(1.0, 0.85, 1.15)).eval()
+    export_onnx(model, tmp_path / "m.onnx")
+    x = np.random.default_rng(0).random((batch, 1, 28, 28), dtype=np.float32)
+    with torch.no_grad():
+        ours = model(torch.from_numpy(x)).numpy()
+    theirs = OnnxModel(tmp_path / "m.onnx").logits(x)
+    assert np.allclose(theirs, ours, atol=1e-5)
+    plain = build_model("lenet5", init="pytorch")
+    plain.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert not np.allclose(plain.eval()(torch.from_numpy(x)).numpy(), ours, atol=1e-3)

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lenet5.models import LeNet5, build_model, count_parameters
+from lenet5.models import LeNet5, build_model, count_parameters, scale_matrix
 from lenet5.summary import format_table, layer_table
 
 
@@ -97,8 +97,40 @@ def test_overfits_a_tiny_batch(name: str) -> None:
         ({"init": "xavier"}, "unknown init"),
         ({"dropout": 1.0}, "dropout must be in"),
         ({"name": "softmax", "dropout": 0.5}, "lenet5 only"),
+        ({"name": "softmax", "read_scales": (1.0,)}, "lenet5 only"),
+        ({"read_scales": (1.0, 0.0)}, "positive numbers"),
+        ({"read_scales": (float("nan"),)}, "positive numbers"),
     ],
 )
 def test_build_model_rejects_bad_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build_model(**kwargs)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.85, 1.15, 2.0])
+def test_scale_matrix_rescales_as_grid_sample_does(scale: float) -> None:
+    """A second implementation: grid_sample's bilinear sampling, magnified about the centre."""
+    image = torch.rand(1, 1, 28, 28, dtype=torch.float64)
+    a = scale_matrix(scale).double()
+    theta = torch.tensor([[[1 / scale, 0, 0], [0, 1 / scale, 0]]], dtype=torch.float64)
+    grid = F.affine_grid(theta, [1, 1, 28, 28], align_corners=True)
+    theirs = F.grid_sample(image, grid, align_corners=True, padding_mode="zeros")
+    assert torch.allclose(a @ image @ a.T, theirs, atol=1e-6)
+    if scale == 1.0:
+        assert torch.equal(scale_matrix(scale), torch.eye(28))
+
+
+def test_read_scales_average_the_logits_once_trained() -> None:
+    """Eval mode: the mean of the network's logits over the rescaled images, over the
+    temperature; training mode: the image as given. The weights are those of a plain LeNet-5."""
+    torch.manual_seed(0)
+    plain = build_model("lenet5", init="pytorch")
+    scaled = build_model("lenet5", read_scales=(1.0, 0.8))
+    scaled.load_state_dict(plain.state_dict())  # the views are not among the weights
+    scaled.get_buffer("temperature").fill_(0.5)
+    x = torch.rand(5, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(scaled.train()(x), plain(x) * 2)
+        small = scale_matrix(0.8) @ x @ scale_matrix(0.8).T
+        expected = (plain(x) + plain(small)) / 2 / 0.5
+        assert torch.allclose(scaled.eval()(x), expected, atol=1e-5)

@@ -30,6 +30,7 @@ class TrainConfig:
     batch_size: int = 128  # training batch size
     epochs: int = 40  # passes over the 55,000 training images
     dropout: float = 0.0  # drop probability before fc1 (0.25 = the tutorial's keep_prob 0.75)
+    read_scales: list[float] = field(default_factory=list)  # eval: logits averaged over rescalings
     init: str = "tutorial"  # tutorial (truncated normal std 0.1) | pytorch (framework default)
     seed: int = 0  # seeds initialisation, shuffling and dropout
     dataset: str = "mnist"  # mnist | fashion-mnist

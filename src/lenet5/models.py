@@ -52,9 +52,16 @@ class SoftmaxRegression(nn.Module):
 
 
 class LeNet5(nn.Module):
-    """LeNet-5 as in the tutorial: 61,706 parameters, optional dropout before the first FC layer."""
+    """LeNet-5 as in the tutorial: 61,706 parameters, optional dropout before the first FC layer.
 
-    def __init__(self, dropout: float = 0.0) -> None:
+    `read_scales` (none by default): in eval mode, the logits are averaged over the image
+    rescaled about its centre by each factor (test-time augmentation); training sees the image
+    as given. The rescaling is two fixed 28x28 matrices per factor (bilinear), no parameters."""
+
+    temperature: torch.Tensor
+    views: torch.Tensor | None
+
+    def __init__(self, dropout: float = 0.0, read_scales: tuple[float, ...] = ()) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(1, CONV1_CHANNELS, KERNEL_SIZE, padding=KERNEL_SIZE // 2)
         self.pool1 = nn.MaxPool2d(POOL_SIZE)
@@ -66,15 +73,41 @@ class LeNet5(nn.Module):
         self.fc2 = nn.Linear(FC1_UNITS, FC2_UNITS)
         self.fc3 = nn.Linear(FC2_UNITS, NUM_CLASSES)
         self.register_buffer("temperature", torch.ones(()))
+        # (V, 28, 28); not saved with the weights: the config that builds the model holds them
+        views = torch.stack([scale_matrix(s) for s in read_scales]) if read_scales else None
+        self.register_buffer("views", views, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.views is None or self.training:
+            return self.logits(x) / self.temperature
+        v, n = self.views.shape[0], x.shape[0]
+        views = self.views[:, None, None]  # (V, 1, 1, 28, 28)
+        x = (views @ x[None] @ views.transpose(-1, -2)).flatten(0, 1)  # (V * N, 1, 28, 28)
+        return self.logits(x).view(v, n, NUM_CLASSES).mean(dim=0) / self.temperature
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The network itself: (N, 1, 28, 28) -> (N, 10), before the temperature."""
         # ReLU after pooling: max-pooling and ReLU commute, and ReLU then touches 4x fewer values.
         x = torch.relu(self.pool1(self.conv1(x)))  # (N, 6, 14, 14)
         x = torch.relu(self.pool2(self.conv2(x)))  # (N, 16, 5, 5)
         x = self.dropout(self.flatten(x))  # (N, 400)
         x = torch.relu(self.fc1(x))  # (N, 120)
         x = torch.relu(self.fc2(x))  # (N, 84)
-        return self.fc3(x) / self.temperature  # (N, 10)
+        return self.fc3(x)  # (N, 10)
+
+
+def scale_matrix(scale: float, size: int = IMAGE_SIZE) -> torch.Tensor:
+    """The (size, size) matrix A such that A @ image @ A.T is the image magnified `scale` times
+    about its centre (bilinear; paper, 0, where it reaches past the edge)."""
+    centre = (size - 1) / 2
+    source = centre + (torch.arange(size, dtype=torch.float64) - centre) / scale  # (size,)
+    left = source.floor()
+    matrix = torch.zeros(size, size, dtype=torch.float64)
+    for column, weight in ((left, 1 - (source - left)), (left + 1, source - left)):
+        inside = (column >= 0) & (column < size)
+        rows = torch.arange(size)[inside]
+        matrix[rows, column[inside].long()] += weight[inside]
+    return matrix.float()
 
 
 class RowReader(nn.Module):
@@ -134,20 +167,28 @@ def tutorial_init_(model: nn.Module) -> None:
                 nn.init.zeros_(module.bias)
 
 
-def build_model(name: str = "lenet5", dropout: float = 0.0, init: str = "tutorial") -> nn.Module:
-    """Build a model by name; `init` is "tutorial" or "pytorch" (the framework's default)."""
+def build_model(
+    name: str = "lenet5",
+    dropout: float = 0.0,
+    init: str = "tutorial",
+    read_scales: tuple[float, ...] = (),
+) -> nn.Module:
+    """Build a model by name; `init` is "tutorial" or "pytorch" (the framework's default);
+    `read_scales`, LeNet-5's test-time rescalings (none: it reads the image as given)."""
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown model {name!r} (choose from {', '.join(MODEL_NAMES)})")
     if init not in INIT_NAMES:
         raise ValueError(f"unknown init {init!r} (choose from {', '.join(INIT_NAMES)})")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    if not all(0 < s < float("inf") for s in read_scales):
+        raise ValueError(f"read scales must be positive numbers, got {list(read_scales)}")
     if name == "softmax":
-        if dropout:
-            raise ValueError("dropout applies to lenet5 only")
+        if dropout or read_scales:
+            raise ValueError("dropout and read scales apply to lenet5 only")
         model: nn.Module = SoftmaxRegression()
     else:
-        model = LeNet5(dropout)
+        model = LeNet5(dropout, tuple(read_scales))
     if init == "tutorial":
         tutorial_init_(model)
     return model

@@ -99,6 +99,16 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
         f"0.25 is the tutorial's keep_prob 0.75 (default: {DEFAULTS.dropout})",
     )
     p.add_argument(
+        "--read-scale",
+        dest="read_scales",
+        action="append",
+        type=positive_float,
+        metavar="S",
+        help="once trained, read each image also magnified S times about its centre and "
+        "average the logits (test-time augmentation; training sees the image as given); "
+        "repeat for several, 1 for the image as given (default: none, as given only)",
+    )
+    p.add_argument(
         "--init",
         choices=INIT_NAMES,
         help="weight initialisation: the tutorial's truncated normal (std 0.1) or "

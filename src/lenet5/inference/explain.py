@@ -6,11 +6,14 @@ conv2 (16 x 10x10) and pool2 (16 x 5x5), as the network passes them on (after Re
 and ReLU commute, so relu(conv) is what pooling keeps), and a 28x28 saliency map: integrated
 gradients (Sundararajan et al. 2017) of the predicted digit's logit from a black image, so that
 the map sums to that logit minus the black image's (within the quadrature's error; `delta`).
+A model that reads at several scales (`read_scales`) answers with their average; its maps and
+saliency are those of the image as given.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +53,15 @@ class Explanation:
         }
 
 
+def as_given(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The model's logits for the image as given: a LeNet-5 without its read scales, its
+    logits divided by its temperature as the model divides them."""
+    network = getattr(model, "logits", None)
+    if network is None:
+        return model
+    return lambda x: network(x) / model.get_buffer("temperature")
+
+
 def activations(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Logits (N, 10) and each of LAYERS' outputs after ReLU, (N, C, H, W), read with forward
     hooks during one forward pass."""
@@ -61,7 +73,7 @@ def activations(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[s
         for name in LAYERS
     ]
     try:
-        logits = model(x)
+        logits = as_given(model)(x)
     finally:
         for hook in hooks:
             hook.remove()
@@ -100,7 +112,7 @@ def integrated_gradients(
     try:
         with torch.enable_grad():
             # pool1's output is replaced by `path`: a 2x2 stand-in input spares conv1 and pool1.
-            logits = model(x.new_zeros(steps, 1, 2, 2))
+            logits = as_given(model)(x.new_zeros(steps, 1, 2, 2))
             (grads,) = torch.autograd.grad(logits[:, target].sum(), path)
     finally:
         hook.remove()
@@ -124,7 +136,7 @@ def explain(model: nn.Module, image: np.ndarray, target: int | None = None) -> E
     )
     with torch.inference_mode():
         logits, maps = activations(model, torch.cat([x, torch.zeros_like(x)]))
-    probabilities = torch.softmax(logits[0], dim=0)
+        probabilities = torch.softmax(model(x)[0], dim=0)  # the model's answer, as predict's
     digit = int(probabilities.argmax()) if target is None else target
     saliency = integrated_gradients(model, x, digit)[0, 0]
     rise = float(logits[0, digit] - logits[1, digit])  # from the black image to x

@@ -109,9 +109,10 @@ class RunLogger:
             "test/accuracy": summary["test_accuracy"],
             "val/accuracy": summary["val_accuracy"],
         }
-        # TensorBoard takes numbers, strings and booleans only (the teachers are a list).
+        # TensorBoard takes numbers, strings and booleans only (teachers, read scales: lists).
         values = {
-            k: ", ".join(v) if isinstance(v, list) else v for k, v in config.to_dict().items()
+            k: ", ".join(map(str, v)) if isinstance(v, list) else v
+            for k, v in config.to_dict().items()
         }
         with self._events():
             for event in hparams(values, metrics):

@@ -67,6 +67,10 @@ def check_config(config: TrainConfig) -> None:
         raise TrainingError(f"dropout must be in [0, 1), got {config.dropout}")
     if config.dropout and config.model != "lenet5":
         raise TrainingError("dropout applies to the lenet5 model only")
+    if config.read_scales and config.model != "lenet5":
+        raise TrainingError("read scales apply to the lenet5 model only")
+    if not all(s > 0 and math.isfinite(s) for s in config.read_scales):
+        raise TrainingError(f"read scales must be positive numbers, got {config.read_scales}")
     if not 0.0 <= config.distill <= 1.0:
         raise TrainingError(f"distill must be in [0, 1], got {config.distill}")
     if not (config.temperature > 0 and math.isfinite(config.temperature)):
@@ -93,7 +97,8 @@ def init_model(config: TrainConfig, device: torch.device) -> nn.Module:
     """The model before training: a pure function of the config (the seed included), or the
     weights of the checkpoint that `init_from` names."""
     torch.manual_seed(config.seed)
-    model = build_model(config.model, config.dropout, config.init).to(device)
+    model = build_model(config.model, config.dropout, config.init, tuple(config.read_scales))
+    model = model.to(device)
     if config.init_from:
         base, base_config = load_model(None if config.init_from == "bundled" else config.init_from)
         if base_config.model != config.model:
