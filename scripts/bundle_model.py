@@ -10,14 +10,20 @@ distilled from three robust runs (the bundled model of lenet5 0.1.0):
     LENET5_DATA=../shared/data/mnist python scripts/bundle_model.py runs/bundled
 
 Then that model, saved as a file, learns to answer "not a digit" while it keeps its own answers
-on the digits (it is its own teacher), and is calibrated at the end of the run:
+on the digits (it is its own teacher); once trained it reads at three scales, and is calibrated
+at the end of the run:
 
-    cp src/lenet5/weights/lenet5-robust.pt runs/lenet5-robust-0.1.pt
-    lenet5 train --recipe robust --seed 0 --epochs 10 --lr 0.001 --outliers 40000 \
+    git show 2526bdf:src/lenet5/weights/lenet5-robust.pt > runs/lenet5-robust-0.1.pt
+    lenet5 train --recipe robust --seed 0 --epochs 6 --lr 0.001 --outliers 30000 \
+        --read-scale 1 --read-scale 0.85 --read-scale 1.15 \
         --distill 1.0 --temperature 1.0 --teacher runs/lenet5-robust-0.1.pt \
         --init-from runs/lenet5-robust-0.1.pt --run-dir runs/not-a-digit
     LENET5_DATA=../shared/data/mnist python scripts/bundle_model.py runs/not-a-digit \
         --base-card card-0.1.json   # the first stage's card, kept in the new one
+
+`--read-scale` sets the scales on a run made without them (the bundled weights got theirs so:
+`python scripts/bundle_model.py src/lenet5/weights/lenet5-robust.pt --base-card card-0.1.json
+--read-scale 1 --read-scale 0.85 --read-scale 1.15`).
 
 writes src/lenet5/weights/lenet5-robust.pt (the run's final weights and config, no optimizer
 state), lenet5-robust.onnx (the same network for onnxruntime, checked against PyTorch on the

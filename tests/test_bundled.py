@@ -63,17 +63,19 @@ def test_card_matches_the_weights_file() -> None:
 
 def test_card_gives_the_commands_that_train_the_model_and_its_teachers() -> None:
     """Two stages (docs/robustness.md): the robust recipe distilled from three plain robust runs,
-    then that model, as a file, taught "not a digit" while it keeps its own answers."""
+    then that model, as a file, taught "not a digit" while it keeps its own answers, and read at
+    three scales."""
     card = bundled_card()
     config = TrainConfig.from_dict(card["config"])
     (teacher,) = card["teachers"]
     base_file, base = teacher["file"], teacher["card"]
     stage = {"epochs": 6, "lr": 0.001, "outliers": 30000, "distill": 1.0, "temperature": 1.0}
-    stage |= {"teachers": [base_file], "init_from": base_file}
+    stage |= {"teachers": [base_file], "init_from": base_file, "read_scales": [1.0, 0.85, 1.15]}
     assert config == TrainConfig(**{**RECIPES["robust"], **stage}, seed=card["seed"])
     assert card["command"] == (
         f"lenet5 train --recipe robust --seed {card['seed']} --epochs 6 --lr 0.001 "
-        f"--outliers 30000 --distill 1.0 --temperature 1.0 --teacher {base_file} "
+        "--outliers 30000 --read-scale 1 --read-scale 0.85 --read-scale 1.15 "
+        f"--distill 1.0 --temperature 1.0 --teacher {base_file} "
         f"--init-from {base_file}"
     )
     # The first stage, as lenet5 0.1.0 shipped it.
@@ -107,9 +109,9 @@ def test_mnist_test_accuracy_is_the_cards(bundled: torch.nn.Module) -> None:
     splits = data.load_splits(data_dir=REAL_DATA, progress=False)
     accuracy = evaluate(bundled, splits.test)["accuracy"]
     assert accuracy == pytest.approx(bundled_card()["test_accuracy"], abs=1e-9)
-    # The first stage met the 99.5% goal (99.50%); learning "not a digit" cost it two images,
-    # 99.48%, and the model card says so. This bounds any later change to the weights.
-    assert accuracy >= 0.9948
+    # The first stage met the 99.5% goal (99.50%); learning "not a digit" cost it two images
+    # (99.48%), which reading at three scales gave back (99.56%). This bounds later changes.
+    assert accuracy >= 0.995
     assert f"{accuracy:.2%}" in MODEL_CARD.read_text()
 
 
@@ -210,7 +212,7 @@ def test_predict_answers_without_importing_torch() -> None:
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines() == [
-        f"{SEVEN}: 7  (7: 1.000  8: 0.000  5: 0.000)",
+        f"{SEVEN}: 7  (7: 1.000  0: 0.000  8: 0.000)",
         "no torch",
     ]
     assert run.stderr == ""
@@ -225,7 +227,7 @@ def test_without_onnxruntime_predict_runs_on_torch_with_a_note(
     )
     assert main(["predict", str(SEVEN)]) == 0
     out, err = capsys.readouterr()
-    assert out == f"{SEVEN}: 7  (7: 1.000  8: 0.000  5: 0.000)\n"
+    assert out == f"{SEVEN}: 7  (7: 1.000  0: 0.000  8: 0.000)\n"
     assert err == (
         "lenet5: onnxruntime is not installed: running on PyTorch "
         "(pip install 'lenet5[onnx]' (onnx, onnxscript, onnxruntime))\n"
