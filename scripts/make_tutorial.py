@@ -490,9 +490,9 @@ print(f"{size:.0f} KB; same digit as PyTorch on {same:.1%} of 1,000 test images"
         """### The bundled model: other hands, and "not a digit"
 
 The model that ships inside the package was trained to read people's handwriting from outside
-MNIST, and to say so when what it is shown is not a digit: its probabilities are calibrated,
-and under 0.4 for its best digit the answer is "not a digit", with the closest digit beside it
-([model-card.md](model-card.md)).""",
+MNIST, and to say so when what it is shown is not a digit: it reads each image at three scales
+and averages its answers, its probabilities are calibrated, and under 0.5 for its best digit
+the answer is "not a digit", with the closest digit beside it ([model-card.md](model-card.md)).""",
     ),
     (
         "code",
