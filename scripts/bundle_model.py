@@ -132,6 +132,8 @@ def main() -> None:
         help="the card of the model a second-stage run started from (its --init-from file)",
     )
     args = parser.parse_args()
+    if not all(0 < s < float("inf") for s in args.read_scales or []):
+        parser.error(f"--read-scale must be positive, got {args.read_scales}")
     config, state = finished_run(args.run_dir, NOT_A_DIGIT if args.base_card else DISTILLATION)
     base = None
     if args.base_card:
