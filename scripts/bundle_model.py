@@ -43,19 +43,19 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
+from lenet5.cli.common import positive_float
 from lenet5.config import RECIPES, TrainConfig
-from lenet5.data.mnist import Split, load_splits, to_float
+from lenet5.data.mnist import Split, load_splits
 from lenet5.data.uci import load_uci_digits
 from lenet5.files import atomic_write, atomic_write_text
 from lenet5.inference.bundled import BUNDLED, BUNDLED_CARD, BUNDLED_ONNX
-from lenet5.inference.calibration import fit_temperature
 from lenet5.inference.checkpoint import load_checkpoint, load_model, save_checkpoint
 from lenet5.inference.evaluate import evaluate
 from lenet5.inference.export import compare_with_onnx, export_onnx
-from lenet5.models import build_model, set_temperature
+from lenet5.models import build_model
+from lenet5.training.loop import calibrate
 
 RECIPE = "robust"
 DISTILLATION = ("epochs", "teachers", "distill", "temperature")  # what a distilled run may change
@@ -105,12 +105,9 @@ def train_command(config: TrainConfig, run_dir: str = "") -> str:
 def read_with_scales(model: nn.Module, config: TrainConfig, val: Split) -> nn.Module:
     """`model` rebuilt to read with `config.read_scales`, its temperature fitted again on `val`
     (as `lenet5 train --read-scale` fits it at the end of a run)."""
-    scaled = build_model(config.model, config.dropout, "pytorch", tuple(config.read_scales))
+    scaled = build_model(config.model, config.dropout, "pytorch", config.read_scales)
     scaled.load_state_dict(model.state_dict())
-    set_temperature(scaled, 1.0)
-    with torch.inference_mode():
-        logits = scaled.eval()(to_float(val.images))  # (N, 10)
-    set_temperature(scaled, fit_temperature(logits.numpy(), val.labels.numpy()))
+    calibrate(scaled, val)
     return scaled
 
 
@@ -121,7 +118,7 @@ def main() -> None:
         "--read-scale",
         dest="read_scales",
         action="append",
-        type=float,
+        type=positive_float,
         metavar="S",
         help="read the run's model as `lenet5 train --read-scale S` does (repeat for several): "
         "its temperature is fitted again on validation, as at the end of such a run",
@@ -132,8 +129,6 @@ def main() -> None:
         help="the card of the model a second-stage run started from (its --init-from file)",
     )
     args = parser.parse_args()
-    if not all(0 < s < float("inf") for s in args.read_scales or []):
-        parser.error(f"--read-scale must be positive, got {args.read_scales}")
     config, state = finished_run(args.run_dir, NOT_A_DIGIT if args.base_card else DISTILLATION)
     base = None
     if args.base_card:

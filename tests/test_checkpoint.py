@@ -21,7 +21,7 @@ from lenet5.models import build_model
 
 def _save(path: Path, config: TrainConfig) -> torch.nn.Module:
     torch.manual_seed(3)
-    model = build_model(config.model, config.dropout, read_scales=tuple(config.read_scales))
+    model = build_model(config.model, config.dropout, read_scales=config.read_scales)
     optimizer = torch.optim.Adam(model.parameters())
     model(torch.rand(2, 1, 28, 28)).sum().backward()
     optimizer.step()

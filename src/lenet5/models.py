@@ -171,7 +171,7 @@ def build_model(
     name: str = "lenet5",
     dropout: float = 0.0,
     init: str = "tutorial",
-    read_scales: tuple[float, ...] = (),
+    read_scales: tuple[float, ...] | list[float] = (),
 ) -> nn.Module:
     """Build a model by name; `init` is "tutorial" or "pytorch" (the framework's default);
     `read_scales`, LeNet-5's test-time rescalings (none: it reads the image as given)."""

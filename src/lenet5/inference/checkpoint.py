@@ -111,7 +111,7 @@ def load_model(
     path = resolve_checkpoint(path)
     try:
         config = TrainConfig.from_dict(state["config"])
-        model = build_model(config.model, config.dropout, "pytorch", tuple(config.read_scales))
+        model = build_model(config.model, config.dropout, "pytorch", config.read_scales)
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(
             f"{path}: no model this lenet5 can build ({_first_line(exc)})"

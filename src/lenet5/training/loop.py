@@ -47,6 +47,18 @@ from lenet5.training.setup import (
 )
 
 
+@torch.inference_mode()
+def calibrate(model: nn.Module, val: Split) -> float:
+    """Fit `model`'s temperature to its logits on `val` (as it answers in eval mode, its read
+    scales included) and set it; returns it."""
+    model.eval()
+    set_temperature(model, 1.0)
+    logits = torch.cat([model(x) for x, _ in batches(val, 1000)])  # (N, 10)
+    temperature = fit_temperature(logits.cpu().numpy(), val.labels.cpu().numpy())
+    set_temperature(model, temperature)
+    return temperature
+
+
 def train_one_epoch(
     model: nn.Module,
     split: Split,
@@ -284,13 +296,9 @@ class _MainRank:
             "seconds": seconds,
         }
 
-    @torch.inference_mode()
     def _calibrate(self) -> float:
         """Fit the temperature on the validation split and write it into last.pt."""
-        self.model.eval()
-        logits = torch.cat([self.model(x) for x, _ in batches(self.val, 1000)])  # (N, 10)
-        temperature = fit_temperature(logits.cpu().numpy(), self.val.labels.cpu().numpy())
-        set_temperature(self.model, temperature)
+        temperature = calibrate(self.model, self.val)
         with interrupts_deferred():
             best_val = max(r["val_accuracy"] for r in self.records)
             self._save(self.saved_epoch, best_val, is_best=False)  # last.pt alone

@@ -97,8 +97,7 @@ def init_model(config: TrainConfig, device: torch.device) -> nn.Module:
     """The model before training: a pure function of the config (the seed included), or the
     weights of the checkpoint that `init_from` names."""
     torch.manual_seed(config.seed)
-    model = build_model(config.model, config.dropout, config.init, tuple(config.read_scales))
-    model = model.to(device)
+    model = build_model(config.model, config.dropout, config.init, config.read_scales).to(device)
     if config.init_from:
         base, base_config = load_model(None if config.init_from == "bundled" else config.init_from)
         if base_config.model != config.model:
