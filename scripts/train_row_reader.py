@@ -4,12 +4,14 @@ that touch, and ship it inside the package:
     LENET5_DATA=../shared/data/mnist python scripts/train_row_reader.py \
         --out src/lenet5/weights/lenet5-rows.pt
 
-It starts from the bundled LeNet-5's conv1, conv2 and fc1 and learns from rows made of MNIST's
-training split and generated digits (`lenet5.training.rows`; never MNIST's test split). The
+Its layers are LeNet-5's, wider (32, 64 and 256 against 6, 16 and 120), and start afresh;
+a reader as wide as LeNet-5 (`--conv1 6 --conv2 16 --features 120`) can start from a trained
+LeNet-5's conv1, conv2 and fc1 (`--init`). It learns from rows made of MNIST's training split
+and generated digits (`lenet5.training.rows`; never MNIST's test split). The
 file holds the weights of the epoch that read rows of MNIST validation digits best, the config
 and that epoch's figures (its number, loss, exact rows of MNIST validation digits); it is
 written as soon as an epoch reads them better than those before, so a run cut short keeps its
-best reader so far. About 27 minutes on two cores with the defaults.
+best reader so far. About 40 minutes on two cores with the defaults.
 
 `--fresh` makes each epoch's rows anew instead of once (the same rows for any `--workers`,
 processes that make the next epoch's rows while one trains); `--device cuda` trains on a GPU.
@@ -24,6 +26,7 @@ import sys
 from pathlib import Path
 
 from lenet5.errors import Lenet5Error
+from lenet5.models import CONV1_CHANNELS, CONV2_CHANNELS, FC1_UNITS
 from lenet5.training.rows import RowTrainConfig, fit, save_row_reader
 
 
@@ -34,7 +37,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True, help="where to write the reader")
     parser.add_argument("--data-dir", help="MNIST's folder (default: $LENET5_DATA or the cache)")
     parser.add_argument(
-        "--init", type=Path, help="a LeNet-5 checkpoint to start from (default: the bundled one)"
+        "--init",
+        help="a LeNet-5 checkpoint, or `bundled`, to start from; only for a reader as wide as "
+        "LeNet-5 (default: none, a fresh start)",
     )
     parser.add_argument(
         "--device",
@@ -64,6 +69,13 @@ def main() -> int:
         parser.error("--workers must be 0 or more")
     fields = dataclasses.fields(RowTrainConfig)
     config = RowTrainConfig(**{f.name: getattr(args, f.name) for f in fields})
+    lenet_widths = (CONV1_CHANNELS, CONV2_CHANNELS, FC1_UNITS)
+    if args.init and (config.conv1, config.conv2, config.features) != lenet_widths:
+        parser.error(
+            "--init needs a reader as wide as LeNet-5 (--conv1 6 --conv2 16 --features 120)"
+        )
+    if min(config.conv1, config.conv2, config.features) < 1:
+        parser.error("--conv1, --conv2 and --features must be 1 or more")
     try:
         from lenet5.data.mnist import load_splits
         from lenet5.inference.checkpoint import load_checkpoint
@@ -75,7 +87,9 @@ def main() -> int:
 
             torch.set_num_threads(max(1, (os.cpu_count() or 1) - args.workers))
         splits = load_splits(data_dir=args.data_dir)
-        init = load_checkpoint(args.init)["model"]
+        init = None
+        if args.init:
+            init = load_checkpoint(None if args.init == "bundled" else args.init)["model"]
         # Each new best epoch is written at once: a run cut short keeps its best reader so far.
         model, metrics = fit(
             config,

@@ -15,13 +15,22 @@ import torch
 from lenet5.data.rows import INPUT_DIGIT, INPUT_HEIGHT, INPUT_PAD, batch_inputs, row_input
 from lenet5.inference.checkpoint import CheckpointError
 from lenet5.inference.sweep import (
-    BUNDLED_ROW_READER,
+    BUNDLED_ROW_READERS,
+    LENET_WIDTHS,
     _agreed,
     greedy_runs,
     load_row_reader,
     sweep_digits,
 )
-from lenet5.models import BLANK, GARBAGE, LeNet5, RowReader, count_parameters, row_steps
+from lenet5.models import (
+    BLANK,
+    GARBAGE,
+    LeNet5,
+    RowReader,
+    RowReaders,
+    count_parameters,
+    row_steps,
+)
 from lenet5.training.rows import (
     RowTrainConfig,
     _alignment,
@@ -40,7 +49,7 @@ def test_the_sweep_is_lenet5_on_each_window() -> None:
     below, and the row's own pixels left and right, as the sweep sees them)."""
     torch.manual_seed(0)
     lenet = LeNet5().eval()
-    reader = RowReader().eval()
+    reader = RowReader(**LENET_WIDTHS).eval()
     reader.load_lenet5(lenet.state_dict())
     row = torch.rand(1, 1, 28, 60)
     padded = torch.nn.functional.pad(row, (2, 2))
@@ -61,9 +70,18 @@ def test_row_steps_counts_the_readers_outputs(width: int) -> None:
     assert logits.shape == (1, row_steps(width), GARBAGE + 2)
 
 
-def test_the_reader_is_lenet5_and_a_small_gru() -> None:
+def test_the_reader_is_lenet5_widened_and_a_small_gru() -> None:
     gru = 2 * 3 * (120 * 64 + 64 * 64 + 2 * 64)  # two directions, three gates
-    assert count_parameters(RowReader()) == 156 + 2416 + 48120 + gru + 128 * 12 + 12
+    lenet = RowReader(**LENET_WIDTHS)
+    assert count_parameters(lenet) == 156 + 2416 + 48120 + gru + 128 * 12 + 12
+    gru = 2 * 3 * (256 * 64 + 64 * 64 + 2 * 64)
+    conv = (25 + 1) * 32 + (32 * 25 + 1) * 64 + (64 * 25 + 1) * 256
+    assert count_parameters(RowReader()) == conv + gru + 128 * 12 + 12
+
+
+def test_only_a_reader_as_wide_as_lenet5_starts_from_its_layers() -> None:
+    with pytest.raises(ValueError, match="cannot start from LeNet-5"):
+        RowReader().load_lenet5(LeNet5().state_dict())
 
 
 def test_decode_merges_repeats_and_drops_blanks() -> None:
@@ -124,7 +142,7 @@ def test_training_learns_to_read_a_few_rows(aligned: float) -> None:
 
     torch.manual_seed(0)
     rows = _font_rows(8)
-    model = RowReader()
+    model = RowReader(**LENET_WIDTHS)
     model.load_lenet5(load_checkpoint(None)["model"])
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     before = row_loss(model, rows[0], rows[1], centres=rows[2], aligned=aligned).item()
@@ -172,7 +190,6 @@ def test_restyle_thickens_or_thins_whole_rows() -> None:
 
 def test_fit_keeps_the_epoch_that_read_validation_rows_best() -> None:
     from lenet5.data.mnist import Split
-    from lenet5.inference.checkpoint import load_checkpoint
     from lenet5.training.rows import fit, validation_rows
 
     from conftest import synthetic_digits
@@ -181,7 +198,7 @@ def test_fit_keeps_the_epoch_that_read_validation_rows_best() -> None:
     train = Split(torch.from_numpy(images), torch.from_numpy(labels))
     config = RowTrainConfig(rows=64, epochs=3, val_rows=20, strokes=1, fonts=0, garbage=0.0)
     lines: list[str] = []
-    model, metrics = fit(config, train, train, load_checkpoint(None)["model"], log=lines.append)
+    model, metrics = fit(config, train, train, log=lines.append)  # (wider: a fresh start)
     logged = [float(line.split("rows ")[1].split("%")[0]) / 100 for line in lines[1:]]
     assert metrics["epoch"] == 1 + int(np.argmax(logged))
     assert metrics["val_exact"] == pytest.approx(max(logged), abs=5e-4)
@@ -309,9 +326,8 @@ def test_fit_on_fresh_rows_saves_each_new_best(tmp_path: Path) -> None:
 
     images, labels = synthetic_digits(60, seed=2)
     train = Split(torch.from_numpy(images), torch.from_numpy(labels))
-    config = RowTrainConfig(
-        rows=64, epochs=3, val_rows=20, strokes=1, fonts=0, garbage=0.0, fresh=True
-    )
+    small = {"rows": 64, "epochs": 3, "val_rows": 20, "strokes": 1, "fonts": 0, "garbage": 0.0}
+    config = RowTrainConfig(**small, fresh=True, **LENET_WIDTHS)  # (as wide: from LeNet-5)
     saved: list[int] = []
 
     def keep(model: RowReader, best: dict) -> None:
@@ -343,7 +359,10 @@ def test_saved_readers_load_and_other_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "code.pt").write_bytes(pickle.dumps(RowTrainConfig(), protocol=2))  # code
     (tmp_path / "cut.pt").write_bytes(path.read_bytes()[:100])
     torch.save({"format": "lenet5-row-reader", "model": {"x": torch.zeros(1)}}, tmp_path / "w.pt")
+    huge = {"format": "lenet5-row-reader", "config": {"conv1": 10**9}, "model": {}}
+    torch.save(huge, tmp_path / "huge.pt")
     for name, says in [
+        ("huge.pt", "are not sizes"),
         ("other.pt", "not a lenet5 row reader"),
         ("code.pt", "cannot read"),
         ("cut.pt", "cannot read"),
@@ -352,6 +371,15 @@ def test_saved_readers_load_and_other_files_are_refused(tmp_path: Path) -> None:
     ]:
         with pytest.raises(CheckpointError, match=says):
             load_row_reader(tmp_path / name)
+
+
+def test_a_reader_saved_without_its_widths_is_as_wide_as_lenet5(tmp_path: Path) -> None:
+    """Files written before readers were wider than LeNet-5 have no widths in their config."""
+    model = RowReader(**LENET_WIDTHS)
+    state = {"format": "lenet5-row-reader", "config": {"rows": 10}, "model": model.state_dict()}
+    torch.save(state, tmp_path / "old.pt")
+    loaded = load_row_reader(tmp_path / "old.pt")
+    assert count_parameters(loaded) == count_parameters(model)
 
 
 def test_readings_vote_by_their_summed_likelihood() -> None:
@@ -388,13 +416,34 @@ def test_readings_vote_by_their_summed_likelihood() -> None:
     assert _agreed(full, lengths) == max(own, key=lambda v: chances[v][winner])
 
 
-def test_the_bundled_reader_is_what_its_script_trained() -> None:
-    """scripts/train_row_reader.py's file, defaults and all (MNIST's training split and
-    generated digits; rows of MNIST validation digits, 86.2% at its best epoch, 13)."""
-    state = torch.load(BUNDLED_ROW_READER, weights_only=True)
-    assert RowTrainConfig(**state["config"]) == RowTrainConfig()  # (a field it predates: 0)
-    assert state["metrics"]["val_exact"] >= 0.86 and state["metrics"]["epoch"] == 13
-    assert BUNDLED_ROW_READER.stat().st_size < 600_000  # weights only
+def test_the_bundled_readers_are_what_their_script_trained() -> None:
+    """scripts/train_row_reader.py's files (MNIST's training split and generated digits): the
+    wider reader with the defaults (rows of MNIST validation digits, 91.0% at its best epoch,
+    11); the one as wide as LeNet-5 started from the bundled model, 14 epochs (86.2%, 13)."""
+    lenet, wide = (torch.load(path, weights_only=True) for path in BUNDLED_ROW_READERS)
+    assert RowTrainConfig(**wide["config"]) == RowTrainConfig()
+    assert wide["metrics"]["val_exact"] >= 0.91 and wide["metrics"]["epoch"] == 11
+    as_lenet = RowTrainConfig(epochs=14, **LENET_WIDTHS)
+    assert RowTrainConfig(**lenet["config"]) == as_lenet
+    assert lenet["metrics"]["val_exact"] >= 0.86 and lenet["metrics"]["epoch"] == 13
+    sizes = [path.stat().st_size for path in BUNDLED_ROW_READERS]
+    assert sizes[0] < 600_000 and sizes[1] < 2_500_000  # weights only
+
+
+def test_a_vote_of_one_reader_twice_reads_as_that_reader() -> None:
+    """Two readers read the views one after the other; a reader voting with itself doubles
+    every reading's summed likelihood, so the same digits win, read at the same places."""
+    lenet = load_row_reader(BUNDLED_ROW_READERS[0])
+    twice = RowReaders([lenet, lenet]).eval()
+    x = batch_inputs([np.random.default_rng(1).random((28, 70), dtype=np.float32)])
+    with torch.no_grad():
+        torch.testing.assert_close(twice(x), torch.cat([lenet(x), lenet(x)]))
+    inputs, _, _ = _font_rows(4)
+    for row in inputs:
+        ink = row[2:26]  # (the input's digits are 20 pixels high)
+        one, two = sweep_digits(lenet, ink, 20.0), sweep_digits(twice, ink, 20.0)
+        assert [(p.argmax(), c) for p, c in one] == [(p.argmax(), c) for p, c in two]
+        assert len(one) >= 2
 
 
 def test_the_bundled_reader_reads_touching_font_rows() -> None:

@@ -1,5 +1,5 @@
-"""The tutorial's two models, softmax regression and LeNet-5, and LeNet-5 swept along a row of
-digits (`RowReader`). All return logits.
+"""The tutorial's two models, softmax regression and LeNet-5, and LeNet-5's layers (wider) swept
+along a row of digits (`RowReader`). All return logits.
 
 Each model divides its logits by a `temperature` buffer: 1 while it trains, then fitted on
 validation data so that its softmax probabilities are calibrated (Guo et al. 2017). A buffer, not
@@ -26,7 +26,12 @@ TUTORIAL_INIT_STD = 0.1  # tf.truncated_normal(stddev=0.1), biases zero
 
 # The row reader: LeNet-5's layers up to fc1 slid along a row 28 pixels high (fc1 becomes a
 # 5x5 convolution over conv2's pooled maps, as in LeCun et al. 1998's Space Displacement Neural
-# Network), read in both directions by a small GRU and answered per step (CTC).
+# Network), read in both directions by a small GRU and answered per step (CTC). Its layers are
+# wider than LeNet-5's: a window over touching digits holds parts of two or three, and
+# LeNet-5's 6, 16 and 120 read rows worse (docs/predicting.md).
+ROW_CONV1 = 32  # conv1's channels (LeNet-5: 6)
+ROW_CONV2 = 64  # conv2's channels (LeNet-5: 16)
+ROW_FEATURES = 256  # fc1's units, a 5x5 convolution here (LeNet-5: 120)
 ROW_STEP = 2  # pixels between the row reader's steps (two sweeps, 2 pixels apart)
 SWEEP_STRIDE = POOL_SIZE * POOL_SIZE  # pixels between one sweep's steps: 4
 ROW_HIDDEN = 64  # GRU units each way
@@ -111,40 +116,59 @@ def scale_matrix(scale: float, size: int = IMAGE_SIZE) -> torch.Tensor:
 
 
 class RowReader(nn.Module):
-    """LeNet-5 swept along a row of digits: input (N, 1, 28, W), logits (N, T, ROW_CLASSES),
-    one step every ROW_STEP pixels (step t sees the 28 columns from ROW_STEP * t)."""
+    """LeNet-5's layers swept along a row of digits: input (N, 1, 28, W), logits
+    (N, T, ROW_CLASSES), one step every ROW_STEP pixels (step t sees the 28 columns from
+    ROW_STEP * t). The widths default to the bundled reader's; LeNet-5's own (6, 16, 120) can
+    start from a trained LeNet-5 (`load_lenet5`)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, conv1: int = ROW_CONV1, conv2: int = ROW_CONV2, features: int = ROW_FEATURES
+    ) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(1, CONV1_CHANNELS, KERNEL_SIZE, padding=KERNEL_SIZE // 2)
+        self.conv1 = nn.Conv2d(1, conv1, KERNEL_SIZE, padding=KERNEL_SIZE // 2)
         self.pool1 = nn.MaxPool2d(POOL_SIZE)
-        self.conv2 = nn.Conv2d(CONV1_CHANNELS, CONV2_CHANNELS, KERNEL_SIZE)
+        self.conv2 = nn.Conv2d(conv1, conv2, KERNEL_SIZE)
         self.pool2 = nn.MaxPool2d(POOL_SIZE)
-        self.fc1 = nn.Conv2d(CONV2_CHANNELS, FC1_UNITS, CONV2_OUT // POOL_SIZE)  # LeNet's fc1
-        self.gru = nn.GRU(FC1_UNITS, ROW_HIDDEN, batch_first=True, bidirectional=True)
+        self.fc1 = nn.Conv2d(conv2, features, CONV2_OUT // POOL_SIZE)  # LeNet's fc1
+        self.gru = nn.GRU(features, ROW_HIDDEN, batch_first=True, bidirectional=True)
         self.out = nn.Linear(2 * ROW_HIDDEN, ROW_CLASSES)
 
     def sweep(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 1, 28, W) -> fc1's features (N, FC1_UNITS, T) every SWEEP_STRIDE pixels."""
-        x = torch.relu(self.pool1(self.conv1(x)))  # (N, 6, 14, W / 2)
-        x = torch.relu(self.pool2(self.conv2(x)))  # (N, 16, 5, W / 4 - 2)
-        return torch.relu(self.fc1(x))[:, :, 0]  # (N, 120, W / 4 - 6)
+        """(N, 1, 28, W) -> fc1's features (N, features, T) every SWEEP_STRIDE pixels."""
+        x = torch.relu(self.pool1(self.conv1(x)))  # (N, conv1, 14, W / 2)
+        x = torch.relu(self.pool2(self.conv2(x)))  # (N, conv2, 5, W / 4 - 2)
+        return torch.relu(self.fc1(x))[:, :, 0]  # (N, features, W / 4 - 6)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shift = SWEEP_STRIDE // ROW_STEP
         sweeps = [self.sweep(x[..., ROW_STEP * k :]) for k in range(shift)]
         steps = sweeps[-1].shape[2]
-        x = torch.stack([s[:, :, :steps] for s in sweeps], dim=3).flatten(2)  # (N, 120, T)
+        x = torch.stack([s[:, :, :steps] for s in sweeps], dim=3).flatten(2)  # (N, features, T)
         x, _ = self.gru(x.transpose(1, 2))  # (N, T, 2 * ROW_HIDDEN)
         return self.out(x)  # (N, T, ROW_CLASSES)
 
     def load_lenet5(self, weights: dict[str, torch.Tensor]) -> None:
-        """Start from a trained LeNet-5's conv1, conv2 and fc1 (reshaped to a convolution)."""
+        """Start from a trained LeNet-5's conv1, conv2 and fc1 (reshaped to a convolution);
+        only a reader as wide as LeNet-5 (6, 16, 120) can. Raises ValueError otherwise."""
+        widths = (self.conv1.out_channels, self.conv2.out_channels, self.fc1.out_channels)
+        if widths != (CONV1_CHANNELS, CONV2_CHANNELS, FC1_UNITS):
+            raise ValueError(
+                f"a row reader of widths {widths} cannot start from LeNet-5's layers "
+                f"({CONV1_CHANNELS}, {CONV2_CHANNELS}, {FC1_UNITS})"
+            )
         own = self.state_dict()
         for name in ("conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc1.bias"):
             own[name] = weights[name]
         own["fc1.weight"] = weights["fc1.weight"].view(own["fc1.weight"].shape)
         self.load_state_dict(own)
+
+
+class RowReaders(nn.ModuleList):
+    """Row readers that read together (their readings vote): (N, 1, 28, W) -> each reader's
+    logits, one reader after another, (R * N, T, ROW_CLASSES)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([reader(x) for reader in self])
 
 
 def row_steps(width: int) -> int:

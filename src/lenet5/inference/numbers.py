@@ -34,7 +34,7 @@ from lenet5.inference.engines import Model
 from lenet5.inference.predict import NOT_A_DIGIT, Prediction, predict_inputs
 
 if TYPE_CHECKING:
-    from lenet5.models import RowReader
+    from lenet5.models import RowReader, RowReaders
 
 MAX_RUN = 4  # pieces one digit may be cut into
 MAX_WIDTH = 1.2  # times the digits' height: no digit is wider
@@ -76,7 +76,9 @@ class NumberReading:
         return answer
 
 
-def read_number(model: Model, image: Image.Image, reader: RowReader | None = None) -> NumberReading:
+def read_number(
+    model: Model, image: Image.Image, reader: RowReader | RowReaders | None = None
+) -> NumberReading:
     """Read the digits of a row (a year, a postcode, an amount), left to right, each with its
     box in the image's pixels; `reader`, the row reader, reads the groups of touching digits
     (None: the best path through their pieces). Raises ImageError for a blank image or one in
@@ -122,7 +124,7 @@ Box = tuple[int, int, int, int]
 
 
 def _swept(
-    model: Model, reader: RowReader, atoms: Atoms, first: int, stop: int
+    model: Model, reader: RowReader | RowReaders, atoms: Atoms, first: int, stop: int
 ) -> list[tuple[Box, Prediction]]:
     """The digits the row reader reads in pieces first..stop-1 (a group), each with its box and
     input: the pieces whose centre of ink lies nearest it, or (none does) the columns halfway

@@ -1,4 +1,4 @@
-"""The row reader (`lenet5.models.RowReader`): loading it, and reading touching digits with it.
+"""The row readers (`lenet5.models.RowReader`): loading them, and reading touching digits.
 
 `read_number` hands it each group of ink that the digit model does not read as one digit. It
 answers the group's digits left to right (greedy CTC decoding), each with the probabilities of
@@ -8,7 +8,8 @@ one batch: a little smaller and larger than the digits' height suggests, drawn o
 (VIEWS), each as written and with its strokes thinned. A row written larger or smaller than
 its height suggests, or with a bolder pen than MNIST's, is still read as its own, and digits
 that overlap a lot are drawn apart. The readings vote: the digits that all the views find
-likeliest together (the sum of their CTC log-likelihoods) are the answer.
+likeliest together (the sum of their CTC log-likelihoods) are the answer. The bundled readers
+are two (`RowReaders`), trained apart, and each reads all six views: twelve readings vote.
 """
 
 from __future__ import annotations
@@ -25,32 +26,52 @@ from lenet5.inference.bundled import WEIGHTS_DIR
 if TYPE_CHECKING:
     import torch
 
-    from lenet5.models import RowReader
+    from lenet5.models import RowReader, RowReaders
 
-BUNDLED_ROW_READER = WEIGHTS_DIR / "lenet5-rows.pt"
+# The bundled row readers, which vote: LeNet-5's widths started from the bundled digit model
+# (reads other hands' rows better), and wider ones started afresh (reads MNIST's better).
+BUNDLED_ROW_READERS = (WEIGHTS_DIR / "lenet5-rows.pt", WEIGHTS_DIR / "lenet5-rows-wide.pt")
 # The views of a group read (each as written and thinned): the digits' height taken as the
 # first times its estimate, the row drawn out across by the second.
 VIEWS = ((0.85, 1.0), (1.15, 1.0), (1.0, 1.3))
 ROW_READER_FORMAT = "lenet5-row-reader"  # lenet5.training.rows.save_row_reader's files
+# A file's reader widths, from its config, and what they are when its config has none.
+LENET_WIDTHS = {"conv1": 6, "conv2": 16, "features": 120}
+MAX_WIDTH = 4096  # wider than this, a file's reader is not one of ours (and would fill memory)
 
 
-def load_row_reader(path: str | Path | None = None) -> RowReader:
-    """The row reader saved at `path` (None: the bundled one), in eval mode. Only tensors and
-    plain values are read from the file (torch.load with weights_only): no code runs."""
+def load_row_reader(path: str | Path | None = None) -> RowReader | RowReaders:
+    """The row reader saved at `path`, in eval mode; None: the bundled ones, which vote
+    (BUNDLED_ROW_READERS). Only tensors and plain values are read from a file (torch.load with
+    weights_only): no code runs."""
+    from lenet5.models import RowReaders
+
+    if path is None:
+        return RowReaders([_load(p) for p in BUNDLED_ROW_READERS]).eval()
+    return _load(Path(path))
+
+
+def _load(path: Path) -> RowReader:
     import torch
 
     from lenet5.inference.checkpoint import CheckpointError
     from lenet5.models import RowReader
 
-    path = Path(path) if path is not None else BUNDLED_ROW_READER
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
         raise CheckpointError(f"{path}: cannot read the row reader ({exc})") from None
     if not isinstance(state, dict) or state.get("format") != ROW_READER_FORMAT:
         raise CheckpointError(f"{path}: not a lenet5 row reader")
-    model = RowReader()
+    config = state.get("config")
+    if not isinstance(config, dict):
+        config = {}
+    # (files from before the readers were wider than LeNet-5 hold LeNet-5's widths)
+    widths = [config.get(k, d) for k, d in LENET_WIDTHS.items()]
+    if not all(isinstance(w, int) and 0 < w <= MAX_WIDTH for w in widths):
+        raise CheckpointError(f"{path}: the row reader's widths {widths} are not sizes")
     try:
+        model = RowReader(*widths)
         model.load_state_dict(state["model"])
     except (KeyError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: its weights do not fit a row reader ({exc})") from None
@@ -58,7 +79,7 @@ def load_row_reader(path: str | Path | None = None) -> RowReader:
 
 
 def sweep_digits(
-    reader: RowReader, ink: np.ndarray, height: float
+    reader: RowReader | RowReaders, ink: np.ndarray, height: float
 ) -> list[tuple[np.ndarray, float]]:
     """A group's ink (h, w), its digits `height` pixels high -> the digits read in it, left to
     right: each one's ten probabilities and its centre column in `ink`."""
@@ -71,7 +92,8 @@ def sweep_digits(
     batch = batch_inputs([x for x, _ in inputs])  # (len(inputs), 1, 28, W)
     with torch.inference_mode():
         log_probs = torch.log_softmax(reader(torch.cat([batch, thinned(batch)])), dim=-1)
-    lengths = [row_steps(x.shape[1]) for x, _ in inputs] * 2  # (as written, then thinned)
+    # (as written, then thinned; for each reader of a vote)
+    lengths = [row_steps(x.shape[1]) for x, _ in inputs] * (len(log_probs) // len(inputs))
     k = _agreed(log_probs, lengths)
     scale = inputs[k % len(inputs)][1]  # input columns per ink column
     probs = log_probs[k, : lengths[k]].exp().numpy()  # (T, ROW_CLASSES)

@@ -55,4 +55,4 @@ async def read_row(executor: Executor, model: Model, upload: Upload) -> Response
     return Response(json.dumps(answer, separators=(",", ":")), media_type="application/json")
 
 
-_row_reader = functools.cache(load_row_reader)  # the bundled row reader, loaded once
+_row_reader = functools.cache(load_row_reader)  # the bundled row readers, loaded once

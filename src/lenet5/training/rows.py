@@ -6,9 +6,10 @@ half of them through one low resolution drawn for the run, set apart or touching
 (`lenet5.data.rows`), with now and then a letter, a shape or a scribble in a digit's place
 (the class GARBAGE: "not a digit"). Each row is found on its paper and scaled as
 `read_number` does; the rows are made once, and each epoch restyles the strokes of some of
-them. The reader starts from a trained LeNet-5's layers and learns with CTC (Graves et al.
-2006): it is told a row's digits, never where they are. Rows made from MNIST's validation
-split, never trained on, measure it.
+them. The reader learns with CTC (Graves et al. 2006): it is told a row's digits, never where
+they are; the bundled one, wider than LeNet-5, starts afresh (one as wide as LeNet-5 may start
+from a trained LeNet-5's layers). Rows made from MNIST's validation split, never trained on,
+measure it.
 """
 
 from __future__ import annotations
@@ -41,7 +42,16 @@ from lenet5.data.rows import (
 from lenet5.data.segment import digit_height
 from lenet5.files import atomic_write
 from lenet5.inference.sweep import ROW_READER_FORMAT, greedy_runs
-from lenet5.models import BLANK, GARBAGE, ROW_STEP, RowReader, row_steps
+from lenet5.models import (
+    BLANK,
+    GARBAGE,
+    ROW_CONV1,
+    ROW_CONV2,
+    ROW_FEATURES,
+    ROW_STEP,
+    RowReader,
+    row_steps,
+)
 
 VISIBLE_INK = 60  # a distorted digit with no pixel above this (of 255) has left its frame
 KINDS = ("letter", "shape", "scribble")  # non-digits in rows; not "pair": two digits are two
@@ -50,7 +60,7 @@ KINDS = ("letter", "shape", "scribble")  # non-digits in rows; not "pair": two d
 @dataclass
 class RowTrainConfig:
     rows: int = 100_000  # training rows, made once per run
-    epochs: int = 14
+    epochs: int = 12
     batch_size: int = 64  # rows per step
     lr: float = 2e-3  # the one-cycle schedule's peak (Adam)
     touching: float = 0.6  # share of the rows whose neighbours touch
@@ -72,6 +82,9 @@ class RowTrainConfig:
     val_rows: int = 500  # rows of MNIST validation digits measured after each epoch
     fresh: bool = False  # make each epoch's rows anew (in CHUNK-row pieces) instead of once
     seed: int = 0
+    conv1: int = ROW_CONV1  # the reader's widths (LeNet-5's: 6, 16, 120)
+    conv2: int = ROW_CONV2
+    features: int = ROW_FEATURES
 
 
 CHUNK = 2_000  # rows made at a time (by one worker) when each epoch's rows are made anew
@@ -268,7 +281,8 @@ def fit(
     workers: int = 0,
     on_best: Callable[[RowReader, dict[str, Any]], None] | None = None,
 ) -> tuple[RowReader, dict[str, Any]]:
-    """Make the rows, train a row reader on them (from `init`, a LeNet-5's weights) on `device`
+    """Make the rows, train a row reader on them (from `init`, a LeNet-5's weights, if given:
+    the reader must then be as wide as LeNet-5) on `device`
     and measure it on rows of `val` after each epoch -> the reader of the epoch that read them
     best (in eval mode, on the CPU) and its metrics; `on_best` is told of each new best.
     With `config.fresh`, `workers` processes make the next epoch's rows while one trains."""
@@ -286,7 +300,7 @@ def fit(
             batches = _batches(rows, config.batch_size)
             log(f"made {config.rows} training rows ({time.perf_counter() - start:.0f} s)")
         torch.manual_seed(config.seed)
-        model = RowReader()
+        model = RowReader(config.conv1, config.conv2, config.features)
         if init is not None:
             model.load_lenet5(init)
         model.to(device)
