@@ -508,7 +508,7 @@ for path in ("examples/seven.jpg", "examples/letter-a.png"):
 
 People write numbers, and their digits touch. `read_number` (behind `lenet5 predict --multi`)
 reads a row: ink with paper around it that reads as one digit is one digit, and a group of
-touching digits goes to the row reader, LeNet-5's layers swept along the row as the 1998 paper
+touching digits goes to the row readers, LeNet-5's layers swept along the row as the 1998 paper
 did, trained on rows of MNIST training digits ([predicting.md](predicting.md#whole-numbers-)).
 Here five test digits are set touching, as a hand might write them.""",
     ),
@@ -536,7 +536,7 @@ plt.show()""",
     (
         "md",
         """*What to notice:* each box is the ink the reader gave that digit; where two digits
-touch, the boxes overlap. On 200 such rows of MNIST test digits 81.5% are read exactly, and
+touch, the boxes overlap. On 200 such rows of MNIST test digits 86% are read exactly, and
 on rows of UCI digits (other writers) 71%: touching digits are far from solved
 (`python benchmarks/whole_numbers.py bundled`).""",
     ),

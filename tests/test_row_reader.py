@@ -418,11 +418,12 @@ def test_readings_vote_by_their_summed_likelihood() -> None:
 
 def test_the_bundled_readers_are_what_their_script_trained() -> None:
     """scripts/train_row_reader.py's files (MNIST's training split and generated digits): the
-    wider reader with the defaults (rows of MNIST validation digits, 91.0% at its best epoch,
-    11); the one as wide as LeNet-5 started from the bundled model, 14 epochs (86.2%, 13)."""
+    wider reader with the defaults and `--seed 1` (rows of MNIST validation digits, 89.2% at
+    its best epoch, 10); the one as wide as LeNet-5 started from the bundled model, 14 epochs
+    (86.2%, 13)."""
     lenet, wide = (torch.load(path, weights_only=True) for path in BUNDLED_ROW_READERS)
-    assert RowTrainConfig(**wide["config"]) == RowTrainConfig()
-    assert wide["metrics"]["val_exact"] >= 0.91 and wide["metrics"]["epoch"] == 11
+    assert RowTrainConfig(**wide["config"]) == RowTrainConfig(seed=1)
+    assert wide["metrics"]["val_exact"] >= 0.89 and wide["metrics"]["epoch"] == 10
     as_lenet = RowTrainConfig(epochs=14, **LENET_WIDTHS)
     assert RowTrainConfig(**lenet["config"]) == as_lenet
     assert lenet["metrics"]["val_exact"] >= 0.86 and lenet["metrics"]["epoch"] == 13
