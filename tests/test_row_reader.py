@@ -416,6 +416,18 @@ def test_readings_vote_by_their_summed_likelihood() -> None:
     assert _agreed(full, lengths) == max(own, key=lambda v: chances[v][winner])
 
 
+def test_the_first_readers_views_place_the_digits_when_they_read_the_winner() -> None:
+    """Two views read the same digits, the second surer of them: it places them, unless the
+    first view is the first reader's (whose steps sit on the digits' ink)."""
+    surer = torch.full((2, 4, BLANK + 1), -1e4)
+    surer[:, :, BLANK] = 0.0
+    surer[0, 1, 3], surer[0, 1, BLANK] = -0.1, -2.4  # reads 3 at step 1, unsure
+    surer[1, 2, 3], surer[1, 2, BLANK] = 0.0, -1e4  # reads 3 at step 2, sure
+    assert _agreed(surer, [4, 4]) == 1
+    assert _agreed(surer, [4, 4], first_reader=1) == 0
+    assert _agreed(surer, [4, 4], first_reader=2) == 1  # (one reader: the surest view)
+
+
 def test_the_bundled_readers_are_what_their_script_trained() -> None:
     """scripts/train_row_reader.py's files (MNIST's training split and generated digits): the
     wider reader with the defaults and `--seed 1` (rows of MNIST validation digits, 89.2% at

@@ -94,25 +94,40 @@ def sweep_digits(
         log_probs = torch.log_softmax(reader(torch.cat([batch, thinned(batch)])), dim=-1)
     # (as written, then thinned; for each reader of a vote)
     lengths = [row_steps(x.shape[1]) for x, _ in inputs] * (len(log_probs) // len(inputs))
-    k = _agreed(log_probs, lengths)
-    scale = inputs[k % len(inputs)][1]  # input columns per ink column
-    probs = log_probs[k, : lengths[k]].exp().numpy()  # (T, ROW_CLASSES)
+    # the surest view of the winning reading gives each digit's probabilities; the first
+    # reader's, if one read it, where the digit is (`_agreed`)
+    surest = _agreed(log_probs, lengths)
+    place = _agreed(log_probs, lengths, first_reader=2 * len(inputs))
+    probs = log_probs[surest, : lengths[surest]].exp().numpy()  # (T, ROW_CLASSES)
+    places = _peaks(log_probs[place, : lengths[place]].exp().numpy())
+    scale = inputs[place % len(inputs)][1]  # input columns per ink column
     read = []
-    for label, start, stop in greedy_runs(probs.argmax(axis=1).tolist()):
-        peak = start + int(probs[start:stop, label].argmax())
+    for (_, peak), (_, where) in zip(_peaks(probs), places, strict=True):
         p = probs[peak, :BLANK] / probs[peak, :BLANK].sum()  # (11,) without the blank
         digits = p[:GARBAGE] + p[GARBAGE] / GARBAGE
         # step t sees the input's columns from ROW_STEP * t, INPUT_HEIGHT wide
-        centre = (ROW_STEP * peak + INPUT_HEIGHT / 2 - INPUT_PAD) / scale
+        centre = (ROW_STEP * where + INPUT_HEIGHT / 2 - INPUT_PAD) / scale
         read.append((digits, centre))
     return read
 
 
-def _agreed(log_probs: torch.Tensor, lengths: list[int]) -> int:
+def _peaks(probs: np.ndarray) -> list[tuple[int, int]]:
+    """A view's probabilities (T, ROW_CLASSES) -> its digits read greedily, each with the step
+    where it is likeliest."""
+    return [
+        (label, start + int(probs[start:stop, label].argmax()))
+        for label, start, stop in greedy_runs(probs.argmax(axis=1).tolist())
+    ]
+
+
+def _agreed(log_probs: torch.Tensor, lengths: list[int], first_reader: int | None = None) -> int:
     """The view (an index into `log_probs`, (V, T, C), the first `lengths` steps of each)
     whose greedy reading all V views find likeliest together: each distinct reading is scored
     by the sum over the V of its CTC log-likelihood, and of the views that read the winner, the
-    one most sure of it is kept (its steps say where the digits are)."""
+    one most sure of it is kept (its steps say where the digits are). With `first_reader`, the
+    first that many views are the first reader's, and one of them is kept if any read the
+    winner: the reader started from the digit model reads each digit where its ink is, and a
+    wider one started afresh may read it a step or two off, giving a neighbour's ink to it."""
     import torch
     import torch.nn.functional as F
 
@@ -136,7 +151,8 @@ def _agreed(log_probs: torch.Tensor, lengths: list[int]) -> int:
     nll = torch.nan_to_num(nll, posinf=1e4)  # (a reading longer than a view can hold)
     best = int(nll.sum(dim=0).argmin())
     own = [v for v, reading in enumerate(readings) if reading == candidates[best]]
-    return min(own, key=lambda v: float(nll[v, best]))
+    first = first_reader if first_reader is not None else views
+    return min(own, key=lambda v: (v >= first, float(nll[v, best])))
 
 
 def greedy_runs(best: list[int]) -> list[tuple[int, int, int]]:

@@ -6,10 +6,8 @@ half of them through one low resolution drawn for the run, set apart or touching
 (`lenet5.data.rows`), with now and then a letter, a shape or a scribble in a digit's place
 (the class GARBAGE: "not a digit"). Each row is found on its paper and scaled as
 `read_number` does; the rows are made once, and each epoch restyles the strokes of some of
-them. The reader learns with CTC (Graves et al. 2006): it is told a row's digits, never where
-they are; the bundled one, wider than LeNet-5, starts afresh (one as wide as LeNet-5 may start
-from a trained LeNet-5's layers). Rows made from MNIST's validation split, never trained on,
-measure it.
+them. The reader (from a LeNet-5's layers if as wide) learns with CTC (Graves et al. 2006):
+it is told a row's digits, never where. Rows of MNIST validation digits measure it.
 """
 
 from __future__ import annotations
@@ -281,10 +279,9 @@ def fit(
     workers: int = 0,
     on_best: Callable[[RowReader, dict[str, Any]], None] | None = None,
 ) -> tuple[RowReader, dict[str, Any]]:
-    """Make the rows, train a row reader on them (from `init`, a LeNet-5's weights, if given:
-    the reader must then be as wide as LeNet-5) on `device`
-    and measure it on rows of `val` after each epoch -> the reader of the epoch that read them
-    best (in eval mode, on the CPU) and its metrics; `on_best` is told of each new best.
+    """Make the rows, train a row reader on them (from `init`, a LeNet-5's weights, if as wide)
+    on `device` and measure it on rows of `val` after each epoch -> the reader of the epoch that
+    read them best (in eval mode, on the CPU) and its metrics; `on_best` is told of each new best.
     With `config.fresh`, `workers` processes make the next epoch's rows while one trains."""
     start = time.perf_counter()
     sources = source_crops(config, train)
