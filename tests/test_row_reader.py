@@ -413,7 +413,7 @@ def test_readings_vote_by_their_summed_likelihood() -> None:
     winner = max(candidates, key=score.__getitem__)
     own = [v for v, r in enumerate(readings) if r == winner]
     assert readings.count(winner) < max(map(readings.count, candidates))  # not a plain vote
-    assert _agreed(full, lengths) == max(own, key=lambda v: chances[v][winner])
+    assert _agreed(full, lengths) == (max(own, key=lambda v: chances[v][winner]),) * 2
 
 
 def test_the_first_readers_views_place_the_digits_when_they_read_the_winner() -> None:
@@ -423,9 +423,9 @@ def test_the_first_readers_views_place_the_digits_when_they_read_the_winner() ->
     surer[:, :, BLANK] = 0.0
     surer[0, 1, 3], surer[0, 1, BLANK] = -0.1, -2.4  # reads 3 at step 1, unsure
     surer[1, 2, 3], surer[1, 2, BLANK] = 0.0, -1e4  # reads 3 at step 2, sure
-    assert _agreed(surer, [4, 4]) == 1
-    assert _agreed(surer, [4, 4], first_reader=1) == 0
-    assert _agreed(surer, [4, 4], first_reader=2) == 1  # (one reader: the surest view)
+    assert _agreed(surer, [4, 4]) == (1, 1)
+    assert _agreed(surer, [4, 4], first_reader=1) == (1, 0)
+    assert _agreed(surer, [4, 4], first_reader=2) == (1, 1)  # (one reader: the surest view)
 
 
 def test_the_bundled_readers_are_what_their_script_trained() -> None:

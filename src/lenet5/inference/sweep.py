@@ -94,10 +94,9 @@ def sweep_digits(
         log_probs = torch.log_softmax(reader(torch.cat([batch, thinned(batch)])), dim=-1)
     # (as written, then thinned; for each reader of a vote)
     lengths = [row_steps(x.shape[1]) for x, _ in inputs] * (len(log_probs) // len(inputs))
-    # the surest view of the winning reading gives each digit's probabilities; the first
-    # reader's, if one read it, where the digit is (`_agreed`)
-    surest = _agreed(log_probs, lengths)
-    place = _agreed(log_probs, lengths, first_reader=2 * len(inputs))
+    # the surest view of the winning reading gives each digit's probabilities, the placing
+    # view where the digit is (`_agreed`)
+    surest, place = _agreed(log_probs, lengths, first_reader=2 * len(inputs))
     probs = log_probs[surest, : lengths[surest]].exp().numpy()  # (T, ROW_CLASSES)
     places = _peaks(log_probs[place, : lengths[place]].exp().numpy())
     scale = inputs[place % len(inputs)][1]  # input columns per ink column
@@ -120,14 +119,16 @@ def _peaks(probs: np.ndarray) -> list[tuple[int, int]]:
     ]
 
 
-def _agreed(log_probs: torch.Tensor, lengths: list[int], first_reader: int | None = None) -> int:
-    """The view (an index into `log_probs`, (V, T, C), the first `lengths` steps of each)
-    whose greedy reading all V views find likeliest together: each distinct reading is scored
-    by the sum over the V of its CTC log-likelihood, and of the views that read the winner, the
-    one most sure of it is kept (its steps say where the digits are). With `first_reader`, the
-    first that many views are the first reader's, and one of them is kept if any read the
-    winner: the reader started from the digit model reads each digit where its ink is, and a
-    wider one started afresh may read it a step or two off, giving a neighbour's ink to it."""
+def _agreed(
+    log_probs: torch.Tensor, lengths: list[int], first_reader: int | None = None
+) -> tuple[int, int]:
+    """Two views (indices into `log_probs`, (V, T, C), the first `lengths` steps of each) that
+    read the reading all V views find likeliest together (each distinct greedy reading scored
+    by the sum over the V of its CTC log-likelihood): the one most sure of it, and the one that
+    places its digits. They are the same view unless `first_reader` is given: the first that
+    many views are the first reader's, and the surest of them that read the winner places the
+    digits, if any did. The reader started from the digit model reads each digit where its ink
+    is; a wider one started afresh may read it a step or two off, giving it a neighbour's ink."""
     import torch
     import torch.nn.functional as F
 
@@ -152,7 +153,8 @@ def _agreed(log_probs: torch.Tensor, lengths: list[int], first_reader: int | Non
     best = int(nll.sum(dim=0).argmin())
     own = [v for v, reading in enumerate(readings) if reading == candidates[best]]
     first = first_reader if first_reader is not None else views
-    return min(own, key=lambda v: (v >= first, float(nll[v, best])))
+    surest = min(own, key=lambda v: float(nll[v, best]))
+    return surest, min(own, key=lambda v: (v >= first, float(nll[v, best])))
 
 
 def greedy_runs(best: list[int]) -> list[tuple[int, int, int]]:
