@@ -26,6 +26,7 @@ from lenet5.models import (
     BLANK,
     GARBAGE,
     LeNet5,
+    MaxPool2x2,
     RowReader,
     RowReaders,
     count_parameters,
@@ -44,23 +45,34 @@ from lenet5.training.rows import (
 
 
 def test_the_sweep_is_lenet5_on_each_window() -> None:
-    """Step t of a sweep gives what LeNet-5's fc1 gives on the 28 columns from 4t (a second
+    """Step t of the sweep gives what LeNet-5's fc1 gives on the 28 columns from 2t (a second
     implementation: the network run window by window; conv1's SAME padding is paper above and
-    below, and the row's own pixels left and right, as the sweep sees them)."""
+    below, and the row's own pixels left and right, as the sweep sees them). The odd steps
+    share the even steps' convolutions."""
     torch.manual_seed(0)
     lenet = LeNet5().eval()
     reader = RowReader(**LENET_WIDTHS).eval()
     reader.load_lenet5(lenet.state_dict())
-    row = torch.rand(1, 1, 28, 60)
+    row = torch.rand(1, 1, 28, 61)
     padded = torch.nn.functional.pad(row, (2, 2))
     with torch.no_grad():
         swept = reader.sweep(row)[0]  # (120, T)
+        assert swept.shape[1] == row_steps(61)
         for t in range(swept.shape[1]):
-            x = padded[..., 4 * t : 4 * t + 32]  # the window and 2 columns each side
+            x = padded[..., 2 * t : 2 * t + 32]  # the window and 2 columns each side
             x = torch.nn.functional.conv2d(x, lenet.conv1.weight, lenet.conv1.bias, padding=(2, 0))
             x = torch.relu(lenet.pool2(lenet.conv2(torch.relu(lenet.pool1(x)))))
             fc1 = torch.relu(lenet.fc1(x.flatten(1)))[0]
             torch.testing.assert_close(swept[:, t], fc1, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 28, 60), (1, 4, 11, 37), (3, 1, 5, 2)])
+def test_max_pool_2x2_is_torchs(shape: tuple[int, int, int, int]) -> None:
+    x = torch.randn(shape, requires_grad=True)
+    mine = MaxPool2x2()(x)
+    torch.testing.assert_close(mine, torch.nn.functional.max_pool2d(x, 2), rtol=0, atol=0)
+    mine.sum().backward()  # each pooled value's gradient reaches one input (no ties in randn)
+    assert x.grad is not None and int(x.grad.sum()) == mine.numel()
 
 
 @pytest.mark.parametrize("width", [32, 33, 34, 35, 36, 101, 250])
