@@ -123,7 +123,7 @@ def main() -> None:
     parser.add_argument("models", nargs="+", help="`bundled` or checkpoint paths")
     parser.add_argument("--rows", type=int, default=200, help="rows per set (default: 200)")
     parser.add_argument("--readers", default="sweep,paths,components", help="(default: all)")
-    parser.add_argument("--row-reader", type=Path, help="for sweep (default: the bundled two)")
+    parser.add_argument("--row-reader", type=Path, help="for sweep (default: the bundled three)")
     parser.add_argument("--save", type=Path, help="write the rows as PNG files and labels.json")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()

@@ -54,7 +54,7 @@ def add_parser(sub: Commands) -> None:
         type=Path,
         metavar="FILE",
         help="with --multi: the row reader that reads touching digits, as "
-        "scripts/train_row_reader.py writes it (default: the two bundled ones, voting)",
+        "scripts/train_row_reader.py writes it (default: the three bundled ones, voting)",
     )
     p.add_argument(
         "--save-preprocessed",

@@ -9,7 +9,7 @@ one batch: a little smaller and larger than the digits' height suggests, drawn o
 its height suggests, or with a bolder pen than MNIST's, is still read as its own, and digits
 that overlap a lot are drawn apart. The readings vote: the digits that all the views find
 likeliest together (the sum of their CTC log-likelihoods) are the answer. The bundled readers
-are two (`RowReaders`), trained apart, and each reads all six views: twelve readings vote.
+are three (`RowReaders`), trained apart, and each reads all six views: eighteen readings vote.
 """
 
 from __future__ import annotations
@@ -29,8 +29,13 @@ if TYPE_CHECKING:
     from lenet5.models import RowReader, RowReaders
 
 # The bundled row readers, which vote: LeNet-5's widths started from the bundled digit model
-# (reads other hands' rows better), and wider ones started afresh (reads MNIST's better).
-BUNDLED_ROW_READERS = (WEIGHTS_DIR / "lenet5-rows.pt", WEIGHTS_DIR / "lenet5-rows-wide.pt")
+# (reads other hands' rows better, and places each digit on its ink), and two wider ones
+# started afresh, seeds 1 and 0 (read MNIST's rows better).
+BUNDLED_ROW_READERS = (
+    WEIGHTS_DIR / "lenet5-rows.pt",
+    WEIGHTS_DIR / "lenet5-rows-wide-seed1.pt",
+    WEIGHTS_DIR / "lenet5-rows-wide-seed0.pt",
+)
 # The views of a group read (each as written and thinned): the digits' height taken as the
 # first times its estimate, the row drawn out across by the second.
 VIEWS = ((0.85, 1.0), (1.15, 1.0), (1.0, 1.3))
