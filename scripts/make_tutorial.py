@@ -536,8 +536,8 @@ plt.show()""",
     (
         "md",
         """*What to notice:* each box is the ink the reader gave that digit; where two digits
-touch, the boxes overlap. On 200 such rows of MNIST test digits 88% are read exactly, and
-on rows of UCI digits (other writers) 75%: touching digits are far from solved
+touch, the boxes overlap. On 200 such rows of MNIST test digits 88.5% are read exactly, and
+on rows of UCI digits (other writers) 77%: touching digits are far from solved
 (`python benchmarks/whole_numbers.py bundled`).""",
     ),
     (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import pickle
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from lenet5.data.rows import INPUT_DIGIT, INPUT_HEIGHT, INPUT_PAD, batch_inputs,
 from lenet5.inference.checkpoint import CheckpointError
 from lenet5.inference.sweep import (
     BUNDLED_ROW_READERS,
+    DIGIT_BONUS,
     LENET_WIDTHS,
     _agreed,
     greedy_runs,
@@ -396,7 +398,8 @@ def test_a_reader_saved_without_its_widths_is_as_wide_as_lenet5(tmp_path: Path) 
 
 def test_readings_vote_by_their_summed_likelihood() -> None:
     """Against a second implementation: each reading's probability under each view is the sum
-    over every path of steps that collapses to it (4 steps of 4 classes, all 256 paths)."""
+    over every path of steps that collapses to it (4 steps of 4 classes, all 256 paths), and
+    each of its digits adds DIGIT_BONUS in each view."""
     import itertools
 
     classes = 4  # 0, 1, 2 and the blank: renumbered so that the blank is BLANK
@@ -421,11 +424,26 @@ def test_readings_vote_by_their_summed_likelihood() -> None:
         chances.append(chance)
     candidates = set(readings)
     assert len(candidates) > 1  # (the seed gives views that disagree)
-    score = {r: sum(np.log(c.get(r, 0.0) + 1e-300) for c in chances) for r in candidates}
+    score = {
+        r: sum(np.log(c.get(r, 0.0) + 1e-300) + DIGIT_BONUS * len(r) for c in chances)
+        for r in candidates
+    }
     winner = max(candidates, key=score.__getitem__)
     own = [v for v, r in enumerate(readings) if r == winner]
     assert readings.count(winner) < max(map(readings.count, candidates))  # not a plain vote
     assert _agreed(full, lengths) == (max(own, key=lambda v: chances[v][winner]),) * 2
+
+
+def test_a_digit_that_one_view_reads_and_another_doubts_is_kept() -> None:
+    """View 0 reads 37 (the 7 at 0.7), view 1 reads 3 (the 7 at 0.1): summed, 3 is likelier
+    (0.3 * 0.9 against 0.7 * 0.1), but by less than the bonus of a digit in two views."""
+    views = torch.full((2, 4, BLANK + 1), -1e4)
+    views[:, :, BLANK] = 0.0
+    views[:, 0, 3], views[:, 0, BLANK] = 0.0, -1e4  # both: a sure 3 at step 0
+    for v, seven in enumerate((0.7, 0.1)):
+        views[v, 2, 7], views[v, 2, BLANK] = math.log(seven), math.log(1 - seven)
+    assert math.log(0.3 * 0.9) - math.log(0.7 * 0.1) < 2 * DIGIT_BONUS
+    assert _agreed(views, [4, 4]) == (0, 0)
 
 
 def test_the_first_readers_views_place_the_digits_when_they_read_the_winner() -> None:
