@@ -7,7 +7,8 @@ each with gaps between the digits and with neighbours whose ink touches or overl
 - exact: the share of rows read as exactly their number (refused rows count as wrong);
 - count: the share of rows given the right number of digits;
 - refused: the share of rows answered "not a number";
-- ms: the median time to read one row in process (one thread), and the same for 6-digit rows.
+- ms: the median time to read one row in process (the digit model on one thread, the row
+  readers on torch's default, all the cores), and the same for 6-digit rows.
 Readers: `sweep` (`lenet5 predict --multi`: ink that reads as one digit is one, groups of
 touching digits go to the row reader, LeNet-5 swept along the row), `paths` (over-segmentation
 and the best path through the pieces, each run read by the digit model) and `components` (each
