@@ -137,11 +137,11 @@ def _agreed(
     """Two views (indices into `log_probs`, (V, T, C), the first `lengths` steps of each) that
     read the reading all V views find likeliest together (each distinct greedy reading scored
     by the sum over the V of its CTC log-likelihood, plus DIGIT_BONUS per digit and view): the
-    one most sure of it, and the one that
-    places its digits. They are the same view unless `first_reader` is given: the first that
-    many views are the first reader's, and the surest of them that read the winner places the
-    digits, if any did. The reader started from the digit model reads each digit where its ink
-    is; a wider one started afresh may read it a step or two off, giving it a neighbour's ink."""
+    one most sure of it, and the one that places its digits. They are the same view unless
+    `first_reader` is given: the first that many views are the first reader's, and the surest
+    of them that read the winner places the digits, if any did. The reader started from the
+    digit model reads each digit where its ink is; a wider one started afresh may read it a
+    step or two off, giving it a neighbour's ink."""
     import torch
     import torch.nn.functional as F
 
