@@ -129,7 +129,7 @@ class MaxPool2x2(nn.Module):
 class RowReader(nn.Module):
     """LeNet-5's layers swept along a row of digits: input (N, 1, 28, W), logits
     (N, T, ROW_CLASSES), one step every ROW_STEP pixels (step t sees the 28 columns from
-    ROW_STEP * t). The widths default to the bundled reader's; LeNet-5's own (6, 16, 120) can
+    ROW_STEP * t). The widths default to the bundled wider readers'; LeNet-5's own (6, 16, 120) can
     start from a trained LeNet-5 (`load_lenet5`)."""
 
     def __init__(
