@@ -12,6 +12,7 @@ import pytest
 import recipe_sweep
 import request_cost
 import suite
+import suite_report
 
 from lenet5.inference.checkpoint import load_model
 from lenet5.serving.app import create_app
@@ -40,9 +41,9 @@ def test_a_system_that_never_reaches_the_target_has_no_time_to_it() -> None:
 
 def test_docs_hold_the_rendering_of_the_committed_raw_figures() -> None:
     """docs/benchmarks.md's suite section is exactly what suite.json renders to."""
-    report = json.loads(suite.RAW.read_text())
-    section = suite.markdown(report)
-    assert section in suite.DOC.read_text()
+    report = json.loads(suite_report.RAW.read_text())
+    section = suite_report.markdown(report)
+    assert section in suite_report.DOC.read_text()
     assert "| lenet5 --recipe fast |" in section and "| keras |" in section
 
 
@@ -50,13 +51,13 @@ def test_write_doc_replaces_only_the_suite_section(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     doc = tmp_path / "benchmarks.md"
-    monkeypatch.setattr(suite, "DOC", doc)
+    monkeypatch.setattr(suite_report, "DOC", doc)
     doc.write_text("# Benchmarks\n\nserve section\n")
-    suite.write_doc(f"{suite.START}\nfirst\n{suite.END}\n")  # no section yet: appended
+    suite_report.write_doc(f"{suite_report.START}\nfirst\n{suite_report.END}\n")  # no section yet: appended
     doc.write_text(doc.read_text() + "\nnotes after\n")
-    suite.write_doc(f"{suite.START}\nsecond\n{suite.END}\n")
+    suite_report.write_doc(f"{suite_report.START}\nsecond\n{suite_report.END}\n")
     assert doc.read_text() == (
-        f"# Benchmarks\n\nserve section\n\n{suite.START}\nsecond\n{suite.END}\n\nnotes after\n"
+        f"# Benchmarks\n\nserve section\n\n{suite_report.START}\nsecond\n{suite_report.END}\n\nnotes after\n"
     )
 
 
