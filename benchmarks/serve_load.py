@@ -16,7 +16,6 @@ import io
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import socket
@@ -30,104 +29,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+from wrk_rounds import LUA, LUA_FEEDBACK, LUA_HOSTILE, run_round
 
 from lenet5.serving.app import wait_until_serving
 
 PAGE_DRAWING = Path(__file__).resolve().parent / "page-drawing.png"
-
-LUA = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "image/png"
-local f = io.open(os.getenv("LOAD_PNG"), "rb")
-wrk.body = f:read("*a")
-f:close()
-"""
-
-# With --feedback-share, that share of the requests are corrections (POST /api/feedback, a
-# multipart body with the PNG and a label); the 201s are counted to compare with the rows stored.
-LUA_FEEDBACK = r"""
-local f = io.open(os.getenv("LOAD_PNG"), "rb")
-local png = f:read("*a")
-f:close()
-local share = tonumber(os.getenv("LOAD_FEEDBACK_SHARE"))
-local boundary = "lenet5loadboundary"
-local form = "--" .. boundary .. "\r\nContent-Disposition: form-data; name=\"label\"\r\n\r\n7\r\n"
-  .. "--" .. boundary .. "\r\nContent-Disposition: form-data; name=\"file\"; "
-  .. "filename=\"d.png\"\r\nContent-Type: image/png\r\n\r\n" .. png .. "\r\n--" .. boundary
-  .. "--\r\n"
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) acked = 0 end
-function request()
-  if math.random() < share then
-    return wrk.format("POST", "/api/feedback",
-      {["Content-Type"] = "multipart/form-data; boundary=" .. boundary}, form)
-  end
-  return wrk.format("POST", "/api/predict", {["Content-Type"] = "image/png"}, png)
-end
-function response(status, headers, body)
-  if status == 201 then acked = acked + 1 end
-end
-function done(summary, latency, requests)
-  local total = 0
-  for _, t in ipairs(threads) do total = total + t:get("acked") end
-  io.write("ACKED " .. total .. "\n")
-end
-"""
-
-
-# With --malformed-share, that share of the requests are malformed, each kind in turn; the
-# answers are counted by status, and a 200 whose digit is not the PNG's 7 counts as wrong.
-LUA_HOSTILE = r"""
-local f = io.open(os.getenv("LOAD_PNG"), "rb")
-local png = f:read("*a")
-f:close()
-local share = tonumber(os.getenv("LOAD_MALFORMED_SHARE"))
-local boundary = "lenet5loadboundary"
-local bad = {
-  wrk.format("POST", "/api/predict", {["Content-Type"] = "image/png"},
-    png:sub(1, math.floor(#png / 2))),                                  -- truncated image
-  "POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
-    .. "Content-Length: 999999999\r\n\r\n",                              -- huge declared length
-  wrk.format("POST", "/api/predict", {["Content-Type"] = "text/plain"}, "seven"),  -- wrong type
-  wrk.format("POST", "/api/predict", {["Content-Type"] = "application/json"},
-    '{"pixels": [[0.5, '),                                              -- bad JSON
-  wrk.format("POST", "/api/predict", {["Content-Type"] = "image/png"},
-    string.rep("\0\1\2\3", 256)),                                       -- not an image
-  wrk.format("POST", "/api/predict",
-    {["Content-Type"] = "multipart/form-data; boundary=" .. boundary},
-    "--" .. boundary .. "\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n--"
-    .. boundary .. "--\r\n"),                                           -- no file field
-  wrk.format("POST", "/api/feedback", {["Content-Type"] = "application/json"},
-    '{"label": 12}'),                                                   -- no pixels, bad label
-}
-local good = wrk.format("POST", "/api/predict", {["Content-Type"] = "image/png"}, png)
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) sent_bad, sent_good, right, wrong, s4xx, s5xx, k = 0, 0, 0, 0, 0, 0, 0 end
-function request()
-  if math.random() < share then
-    k = k % #bad + 1
-    sent_bad = sent_bad + 1
-    return bad[k]
-  end
-  sent_good = sent_good + 1
-  return good
-end
-function response(status, headers, body)
-  if status == 200 then
-    if body:find('"digit":7', 1, true) then right = right + 1 else wrong = wrong + 1 end
-  elseif status >= 500 then s5xx = s5xx + 1
-  elseif status >= 400 then s4xx = s4xx + 1 end
-end
-function done(summary, latency, requests)
-  for _, key in ipairs({"sent_bad", "sent_good", "right", "wrong", "s4xx", "s5xx"}) do
-    local total = 0
-    for _, t in ipairs(threads) do total = total + t:get(key) end
-    io.write("HOSTILE " .. key .. " " .. total .. "\n")
-  end
-end
-"""
 
 
 def digit_png(size: int) -> bytes:
@@ -160,66 +66,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
-    assert match, text
-    return float(match.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[match.group(2)]
-
-
-def wrk(
-    url: str,
-    script: Path,
-    png: Path,
-    seconds: int,
-    connections: int,
-    threads: int,
-    share: float = 0.0,
-    malformed: float = 0.0,
-) -> dict:
-    """One round of wrk; its figures."""
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t",
-            str(threads),
-            "-c",
-            str(connections),
-            "-d",
-            f"{seconds}s",
-            "--latency",
-            "-s",
-            str(script),
-            url,
-        ],
-        env={
-            **os.environ,
-            "LOAD_PNG": str(png),
-            "LOAD_FEEDBACK_SHARE": str(share),
-            "LOAD_MALFORMED_SHARE": str(malformed),
-        },
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    done = re.search(r"(\d+) requests in ([\d.]+)(s|m)", out)
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert done and rate, out
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: (.*)$", out, re.M)
-    acked = re.search(r"^ACKED (\d+)$", out, re.M)
-    return {
-        "hostile": {k: int(v) for k, v in re.findall(r"^HOSTILE (\w+) (\d+)$", out, re.M)},
-        "acknowledged": int(acked.group(1)) if acked else 0,
-        "requests": int(done.group(1)),
-        "requests_per_s": float(rate.group(1)),
-        "latency_ms": {p: _ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", out, re.M)},
-        "non_2xx": int(errors.group(1)) if errors else 0,
-        "socket_errors": socket_errors.group(1) if socket_errors else "none",
-        "output": out,
-    }
-
-
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "checkpoint", nargs="?", help="checkpoint or run directory (default: the bundled model)"
@@ -250,10 +97,93 @@ def main() -> int:
         help="share of the requests that are malformed (truncated images, huge declared "
         "lengths, wrong types, bad JSON...)",
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def drive(
+    args: argparse.Namespace, url: str, server: subprocess.Popen, store: Path, payload: bytes
+) -> dict:
+    """Warm the server up, then run wrk rounds until --requests or --limit-s (and, with --learn,
+    until the fine-tuning ends) -> the rounds, with the server's memory and start-up time."""
+    startup_s = wait_until_serving(url, server)
+    rounds: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        png, script = Path(tmp) / "digit.png", Path(tmp) / "post.lua"
+        png.write_bytes(payload)
+        script.write_text(
+            LUA_HOSTILE if args.malformed_share else LUA_FEEDBACK if args.feedback_share else LUA
+        )
+        endpoint = url + "/api/predict"
+        run_round(endpoint, script, png, 3, args.connections, args.threads)  # warm-up
+        stored_before = _stored(store)
+        rss_before = rss_mb(server.pid)
+        learning = _start_learning(url, payload) if args.learn else None
+        started = time.monotonic()
+        while (
+            sum(r["requests"] for r in rounds) < args.requests
+            and time.monotonic() - started < args.limit_s
+        ) or (args.learn and _learn_state(url)["state"] == "running"):
+            rounds.append(
+                run_round(
+                    endpoint,
+                    script,
+                    png,
+                    args.round_s,
+                    args.connections,
+                    args.threads,
+                    args.feedback_share,
+                    args.malformed_share,
+                )
+            )
+        return {
+            "startup_s": startup_s,
+            "rounds": rounds,
+            "stored_before": stored_before,
+            "rss_before_mb": rss_before,
+            "rss_after_mb": rss_mb(server.pid),
+            "learning": {"started": learning, "ended": _learn_state(url)} if args.learn else None,
+        }
+
+
+def figures_of(args: argparse.Namespace, payload: bytes, run: dict, store_log: dict) -> dict:
+    """The JSON record of a run (`drive`'s rounds; the store's and the server log's counts)."""
+    rounds = run["rounds"]
+    total = sum(r["requests"] for r in rounds)
+    hostile_keys = ("sent_bad", "sent_good", "right", "wrong", "s4xx", "s5xx")
+    return {
+        "date": date.today().isoformat(),
+        "machine": f"{os.cpu_count()} CPUs, {platform.machine()}",
+        "png_side": args.png_size,
+        "engine": args.engine,
+        "png_bytes": len(payload),
+        "connections": args.connections,
+        "startup_s": run["startup_s"],
+        "requests": total,
+        "rounds": len(rounds),
+        "requests_per_s": total / (args.round_s * len(rounds)),
+        "p50_ms_median_round": statistics.median(r["latency_ms"]["50"] for r in rounds),
+        "p99_ms_worst_round": max(r["latency_ms"]["99"] for r in rounds),
+        "p99_ms_median_round": statistics.median(r["latency_ms"]["99"] for r in rounds),
+        "non_2xx": sum(r["non_2xx"] for r in rounds),
+        "socket_errors": [r["socket_errors"] for r in rounds if r["socket_errors"] != "none"],
+        "feedback_share": args.feedback_share,
+        "malformed_share": args.malformed_share,
+        "hostile": {key: sum(r["hostile"].get(key, 0) for r in rounds) for key in hostile_keys}
+        if args.malformed_share
+        else None,
+        "learning": run["learning"],
+        "corrections_acknowledged": sum(r["acknowledged"] for r in rounds),
+        **store_log,
+        "rss_before_mb": run["rss_before_mb"],
+        "rss_after_mb": run["rss_after_mb"],
+        "rounds_detail": [{k: v for k, v in r.items() if k != "output"} for r in rounds],
+    }
+
+
+def main() -> int:
+    args = parse_args()
     if not shutil.which("wrk"):
         sys.exit("needs wrk: apt-get install wrk")
-
     port = free_port()
     model = ["--model", args.checkpoint] if args.checkpoint else []
     store_dir = tempfile.TemporaryDirectory()
@@ -270,100 +200,39 @@ def main() -> int:
         )
     url = f"http://127.0.0.1:{port}"
     payload = digit_png(args.png_size)
-    rounds: list[dict] = []
     try:
-        startup_s = wait_until_serving(url, server)
-        with tempfile.TemporaryDirectory() as tmp:
-            png, script = Path(tmp) / "digit.png", Path(tmp) / "post.lua"
-            png.write_bytes(payload)
-            script.write_text(
-                LUA_HOSTILE
-                if args.malformed_share
-                else LUA_FEEDBACK
-                if args.feedback_share
-                else LUA
-            )
-            endpoint = url + "/api/predict"
-            wrk(endpoint, script, png, 3, args.connections, args.threads)  # warm-up
-            stored_before = _stored(store)
-            rss_before = rss_mb(server.pid)
-            if args.learn:
-                learning = _start_learning(url, payload)
-            started = time.monotonic()
-            while (
-                sum(r["requests"] for r in rounds) < args.requests
-                and time.monotonic() - started < args.limit_s
-            ) or (args.learn and _learn_state(url)["state"] == "running"):
-                rounds.append(
-                    wrk(
-                        endpoint,
-                        script,
-                        png,
-                        args.round_s,
-                        args.connections,
-                        args.threads,
-                        args.feedback_share,
-                        args.malformed_share,
-                    )
-                )
-            rss_after = rss_mb(server.pid)
-            learned = _learn_state(url) if args.learn else None
+        run = drive(args, url, server, store, payload)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
     stored_all = _stored(store)
-    stored = stored_all - stored_before - (100 if args.learn else 0)
-    server_acks = log.read_text().count('"POST /api/feedback HTTP/1.1" 201')
-    store_dir.cleanup()
-    total = sum(r["requests"] for r in rounds)
-    figures = {
-        "date": date.today().isoformat(),
-        "machine": f"{os.cpu_count()} CPUs, {platform.machine()}",
-        "png_side": args.png_size,
-        "engine": args.engine,
-        "png_bytes": len(payload),
-        "connections": args.connections,
-        "startup_s": startup_s,
-        "requests": total,
-        "rounds": len(rounds),
-        "requests_per_s": total / (args.round_s * len(rounds)),
-        "p50_ms_median_round": statistics.median(r["latency_ms"]["50"] for r in rounds),
-        "p99_ms_worst_round": max(r["latency_ms"]["99"] for r in rounds),
-        "p99_ms_median_round": statistics.median(r["latency_ms"]["99"] for r in rounds),
-        "non_2xx": sum(r["non_2xx"] for r in rounds),
-        "socket_errors": [r["socket_errors"] for r in rounds if r["socket_errors"] != "none"],
-        "feedback_share": args.feedback_share,
-        "malformed_share": args.malformed_share,
-        "hostile": {
-            key: sum(r["hostile"].get(key, 0) for r in rounds)
-            for key in ("sent_bad", "sent_good", "right", "wrong", "s4xx", "s5xx")
-        }
-        if args.malformed_share
-        else None,
-        "learning": {"started": learning, "ended": learned} if args.learn else None,
-        "corrections_acknowledged": sum(r["acknowledged"] for r in rounds),
-        "corrections_stored": stored,
-        "corrections_acknowledged_by_server_all": server_acks,
+    store_log = {
+        "corrections_stored": stored_all - run["stored_before"] - (100 if args.learn else 0),
+        "corrections_acknowledged_by_server_all": log.read_text().count(
+            '"POST /api/feedback HTTP/1.1" 201'
+        ),
         "corrections_stored_all": stored_all,
-        "rss_before_mb": rss_before,
-        "rss_after_mb": rss_after,
-        "rounds_detail": [{k: v for k, v in r.items() if k != "output"} for r in rounds],
     }
+    store_dir.cleanup()
+    figures = figures_of(args, payload, run, store_log)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(figures, indent=2) + "\n")
-    print(rounds[-1]["output"])
+    print(run["rounds"][-1]["output"])
     print(
         f"| {args.png_size}x{args.png_size} PNG ({len(payload)} B) | {args.connections} | "
-        f"{total:,} | {figures['requests_per_s']:.0f} | {figures['p50_ms_median_round']:.1f} | "
-        f"{figures['p99_ms_median_round']:.1f} / {figures['p99_ms_worst_round']:.1f} | "
-        f"{figures['non_2xx']} | {rss_before:.0f} -> {rss_after:.0f} MB | {startup_s:.2f} s |"
+        f"{figures['requests']:,} | {figures['requests_per_s']:.0f} | "
+        f"{figures['p50_ms_median_round']:.1f} | {figures['p99_ms_median_round']:.1f} / "
+        f"{figures['p99_ms_worst_round']:.1f} | {figures['non_2xx']} | "
+        f"{figures['rss_before_mb']:.0f} -> {figures['rss_after_mb']:.0f} MB | "
+        f"{figures['startup_s']:.2f} s |"
     )
     if args.feedback_share:
         print(
             f"corrections in the measured rounds: {figures['corrections_acknowledged']} 201s "
-            f"received by wrk, {stored} rows stored (a round's cut-off drops the answers in "
-            f"flight); over the whole run: {server_acks} 201s sent by the server (its log), "
-            f"{stored_all} rows stored"
+            f"received by wrk, {figures['corrections_stored']} rows stored (a round's cut-off "
+            f"drops the answers in flight); over the whole run: "
+            f"{figures['corrections_acknowledged_by_server_all']} 201s sent by the server (its "
+            f"log), {stored_all} rows stored"
         )
     return 0
 

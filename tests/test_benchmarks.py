@@ -13,6 +13,7 @@ import recipe_sweep
 import request_cost
 import suite
 import suite_report
+import wrk_rounds
 
 from lenet5.inference.checkpoint import load_model
 from lenet5.serving.app import create_app
@@ -53,11 +54,13 @@ def test_write_doc_replaces_only_the_suite_section(
     doc = tmp_path / "benchmarks.md"
     monkeypatch.setattr(suite_report, "DOC", doc)
     doc.write_text("# Benchmarks\n\nserve section\n")
-    suite_report.write_doc(f"{suite_report.START}\nfirst\n{suite_report.END}\n")  # no section yet: appended
+    start, end = suite_report.START, suite_report.END
+    suite_report.write_doc(f"{start}\nfirst\n{end}\n")  # no section yet: appended
     doc.write_text(doc.read_text() + "\nnotes after\n")
-    suite_report.write_doc(f"{suite_report.START}\nsecond\n{suite_report.END}\n")
-    assert doc.read_text() == (
-        f"# Benchmarks\n\nserve section\n\n{suite_report.START}\nsecond\n{suite_report.END}\n\nnotes after\n"
+    suite_report.write_doc(f"{start}\nsecond\n{end}\n")
+    assert (
+        doc.read_text()
+        == f"# Benchmarks\n\nserve section\n\n{start}\nsecond\n{end}\n\nnotes after\n"
     )
 
 
@@ -100,3 +103,32 @@ def test_no_script_hides_a_module_of_the_standard_library() -> None:
     scripts = Path(__file__).resolve().parent.parent.glob("*/*.py")
     clashes = [str(p) for p in scripts if p.stem in sys.stdlib_module_names]
     assert clashes == []
+
+
+WRK_REPORT = """Running 10s test @ http://127.0.0.1:8000/api/predict
+  2 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    12.31ms    4.10ms  81.22ms   90.12%
+  Latency Distribution
+     50%  850.00us
+     75%   13.02ms
+     90%   16.50ms
+     99%    1.20s
+  35377 requests in 10.01s, 7.02MB read
+  Socket errors: connect 0, read 0, write 0, timeout 3
+  Non-2xx or 3xx responses: 12
+Requests/sec:   3534.27
+Transfer/sec:    717.92KB
+ACKED 41
+HOSTILE sent_bad 7000
+HOSTILE s5xx 0
+"""
+
+
+def test_a_wrk_report_is_read_into_its_figures() -> None:
+    figures = wrk_rounds.parse_report(WRK_REPORT)
+    assert figures["requests"] == 35377 and figures["requests_per_s"] == 3534.27
+    assert figures["latency_ms"] == {"50": 0.85, "75": 13.02, "90": 16.5, "99": 1200.0}
+    assert figures["non_2xx"] == 12 and figures["acknowledged"] == 41
+    assert figures["socket_errors"] == "connect 0, read 0, write 0, timeout 3"
+    assert figures["hostile"] == {"sent_bad": 7000, "s5xx": 0}
