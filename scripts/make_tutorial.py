@@ -509,7 +509,7 @@ for path in ("examples/seven.jpg", "examples/letter-a.png"):
 People write numbers, and their digits touch. `read_number` (behind `lenet5 predict --multi`)
 reads a row: ink with paper around it that reads as one digit is one digit, and a group of
 touching digits goes to the row readers, LeNet-5's layers swept along the row as the 1998 paper
-did, trained on rows of MNIST training digits ([predicting.md](predicting.md#whole-numbers-)).
+did, trained on rows of MNIST training digits ([predicting.md](predicting.md#whole-numbers---multi)).
 Here five test digits are set touching, as a hand might write them.""",
     ),
     (

@@ -12,12 +12,14 @@ DOCUMENTS = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", ROOT / "CHANGELOG.md"
 DOCUMENTS += sorted((ROOT / "docs").glob("*.md"))
 LINK = re.compile(r"\]\(([^)\s]+)\)|<img [^>]*src=\"([^\"]+)\"")
 CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
+FENCED = re.compile(r"```.*?```", re.S)
 
 
 def anchors(path: Path) -> set[str]:
-    """GitHub's anchors for the headings of a Markdown file."""
+    """GitHub's anchors for the headings of a Markdown file (a heading's inline code counts as
+    its text: "Whole numbers (`--multi`)" is #whole-numbers---multi)."""
     found = set()
-    for line in CODE.sub("", path.read_text()).splitlines():
+    for line in FENCED.sub("", path.read_text()).splitlines():
         if line.startswith("#"):
             title = line.lstrip("#").strip().lower()
             found.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
@@ -35,6 +37,7 @@ def test_the_checks_see_links_and_anchors() -> None:
     assert "patient-distillation-the-decision-2026-11-30" in anchors(
         ROOT / "docs" / "robustness.md"
     )
+    assert "whole-numbers---multi" in anchors(ROOT / "docs" / "predicting.md")
 
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
