@@ -218,6 +218,20 @@ def test_predict_answers_without_importing_torch() -> None:
     assert run.stderr == ""
 
 
+def test_the_readmes_first_command_prints_what_the_readme_shows(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README's `lenet5 predict` block: the command, run from the repository's root, prints
+    the lines the README shows under it (a newcomer's first command)."""
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```sh\n\$ (lenet5 predict [^\n]*)\n(.*?)```", readme, re.S)
+    assert block is not None
+    command, shown = block.group(1).split(), block.group(2)
+    monkeypatch.chdir(ROOT)
+    assert main(command[1:]) == 0
+    assert capsys.readouterr().out == shown
+
+
 def test_without_onnxruntime_predict_runs_on_torch_with_a_note(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
