@@ -11,8 +11,8 @@ ROOT = Path(__file__).parent.parent
 DOCUMENTS = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", ROOT / "CHANGELOG.md"]
 DOCUMENTS += sorted((ROOT / "docs").glob("*.md"))
 LINK = re.compile(r"\]\(([^)\s]+)\)|<img [^>]*src=\"([^\"]+)\"")
-CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
 FENCED = re.compile(r"```.*?```", re.S)
+CODE = re.compile(FENCED.pattern + r"|`[^`\n]*`", re.S)  # fenced blocks and inline code
 
 
 def anchors(path: Path) -> set[str]:
