@@ -20,14 +20,24 @@ wrk.body = f:read("*a")
 f:close()
 """
 
+
+def _opening(share_variable: str) -> str:
+    """The feedback and hostile scripts' first lines: the PNG read from $LOAD_PNG, the share of
+    special requests from `share_variable`, and the multipart boundary."""
+    return (
+        '\nlocal f = io.open(os.getenv("LOAD_PNG"), "rb")\n'
+        'local png = f:read("*a")\n'
+        "f:close()\n"
+        f'local share = tonumber(os.getenv("{share_variable}"))\n'
+        'local boundary = "lenet5loadboundary"'
+    )
+
+
 # With --feedback-share, that share of the requests are corrections (POST /api/feedback, a
 # multipart body with the PNG and a label); the 201s are counted to compare with the rows stored.
-LUA_FEEDBACK = r"""
-local f = io.open(os.getenv("LOAD_PNG"), "rb")
-local png = f:read("*a")
-f:close()
-local share = tonumber(os.getenv("LOAD_FEEDBACK_SHARE"))
-local boundary = "lenet5loadboundary"
+LUA_FEEDBACK = (
+    _opening("LOAD_FEEDBACK_SHARE")
+    + r"""
 local form = "--" .. boundary .. "\r\nContent-Disposition: form-data; name=\"label\"\r\n\r\n7\r\n"
   .. "--" .. boundary .. "\r\nContent-Disposition: form-data; name=\"file\"; "
   .. "filename=\"d.png\"\r\nContent-Type: image/png\r\n\r\n" .. png .. "\r\n--" .. boundary
@@ -51,16 +61,14 @@ function done(summary, latency, requests)
   io.write("ACKED " .. total .. "\n")
 end
 """
+)
 
 
 # With --malformed-share, that share of the requests are malformed, each kind in turn; the
 # answers are counted by status, and a 200 whose digit is not the PNG's 7 counts as wrong.
-LUA_HOSTILE = r"""
-local f = io.open(os.getenv("LOAD_PNG"), "rb")
-local png = f:read("*a")
-f:close()
-local share = tonumber(os.getenv("LOAD_MALFORMED_SHARE"))
-local boundary = "lenet5loadboundary"
+LUA_HOSTILE = (
+    _opening("LOAD_MALFORMED_SHARE")
+    + r"""
 local bad = {
   wrk.format("POST", "/api/predict", {["Content-Type"] = "image/png"},
     png:sub(1, math.floor(#png / 2))),                                  -- truncated image
@@ -105,6 +113,7 @@ function done(summary, latency, requests)
   end
 end
 """
+)
 
 
 def _ms(text: str) -> float:
