@@ -34,6 +34,15 @@ def test_the_stored_notebook_is_the_scripts_with_outputs() -> None:
     assert pictures >= 5  # the plots are stored, visible on a code host
 
 
+def test_cells_are_read_from_their_marks(tmp_path: Path) -> None:
+    cells = tmp_path / "cells.md"
+    cells.write_text("a note, not a cell\n\n%% md\n# Title\n\ntext\n\n%% code\nx = 1\n\n")
+    assert make_tutorial.read_cells(cells) == [("md", "# Title\n\ntext"), ("code", "x = 1")]
+    cells.write_text("%% python\nx = 1\n")
+    with pytest.raises(ValueError, match=r"cells\.md:1: a cell is 'md' or 'code', not 'python'"):
+        make_tutorial.read_cells(cells)
+
+
 @pytest.mark.data
 @requires_real_data
 def test_the_notebook_runs_top_to_bottom() -> None:
