@@ -21,6 +21,15 @@ at the end of the run:
     LENET5_DATA=../shared/data/mnist python scripts/bundle_model.py runs/not-a-digit \
         --base-card card-0.1.json   # the first stage's card, kept in the new one
 
+Last, a judge: LeNet-5's layers wider, trained apart on more kinds of non-digits, which says
+whether an image is a digit at all (`lenet5.models.Judged`, docs/robustness.md):
+
+    lenet5 train --model judge --recipe robust --seed 22 --outliers 60000 --broad-outliers \
+        --read-scale 1 --read-scale 0.85 --read-scale 1.15 --run-dir runs/judge-s22
+    LENET5_DATA=../shared/data/mnist python scripts/bundle_model.py \
+        src/lenet5/weights/lenet5-robust.pt --base-card runs/card-0.1.json \
+        --judge runs/judge-s22 --judge-below 0.25
+
 `--read-scale` sets the scales on a run made without them (the bundled weights got theirs so:
 `python scripts/bundle_model.py src/lenet5/weights/lenet5-robust.pt --base-card card-0.1.json
 --read-scale 1 --read-scale 0.85 --read-scale 1.15`).
@@ -51,15 +60,16 @@ from lenet5.data.mnist import Split, load_splits
 from lenet5.data.uci import load_uci_digits
 from lenet5.files import atomic_write, atomic_write_text
 from lenet5.inference.bundled import BUNDLED, BUNDLED_CARD, BUNDLED_ONNX
-from lenet5.inference.checkpoint import load_checkpoint, load_model, save_checkpoint
+from lenet5.inference.checkpoint import judge_entry, load_checkpoint, load_model, save_checkpoint
 from lenet5.inference.evaluate import evaluate
 from lenet5.inference.export import compare_with_onnx, export_onnx
-from lenet5.models import build_model
+from lenet5.models import Judged, build_model, digit_reader
 from lenet5.training.loop import calibrate
 
 RECIPE = "robust"
 DISTILLATION = ("epochs", "teachers", "distill", "temperature")  # what a distilled run may change
 NOT_A_DIGIT = (*DISTILLATION, "init_from", "outliers", "lr", "read_scales")  # the second stage
+JUDGE = ("model", "outliers", "broad_outliers", "read_scales")  # what the judge's run changes
 
 
 def finished_run(
@@ -85,12 +95,16 @@ def finished_run(
 def train_command(config: TrainConfig, run_dir: str = "") -> str:
     """The `lenet5 train` command line of a robust run, plain or distilled."""
     words = ["lenet5 train", f"--recipe {RECIPE}", f"--seed {config.seed}"]
+    if config.model != "lenet5":
+        words.insert(1, f"--model {config.model}")
     if config.epochs != RECIPES[RECIPE]["epochs"]:
         words.append(f"--epochs {config.epochs}")
     if config.lr != RECIPES[RECIPE]["lr"]:
         words.append(f"--lr {config.lr}")
     if config.outliers:
         words.append(f"--outliers {config.outliers}")
+    if config.broad_outliers:
+        words.append("--broad-outliers")
     words += [f"--read-scale {scale:g}" for scale in config.read_scales]
     if config.teachers:
         words += [f"--distill {config.distill}", f"--temperature {config.temperature}"]
@@ -123,6 +137,14 @@ def main() -> None:
         help="read the run's model as `lenet5 train --read-scale S` does (repeat for several): "
         "its temperature is fitted again on validation, as at the end of such a run",
     )
+    parser.add_argument("--judge", type=Path, help="a finished judge run to bundle with the model")
+    parser.add_argument(
+        "--judge-below",
+        type=positive_float,
+        default=0.25,
+        help="the judge's probability under which it doubts the image is a digit "
+        "(default: %(default)s)",
+    )
     parser.add_argument(
         "--base-card",
         type=Path,
@@ -146,19 +168,25 @@ def main() -> None:
             {"run": run, "command": train_command(finished_run(run)[0], run)}
             for run in config.teachers
         ]
-    model, _ = load_model(args.run_dir)
+    model = digit_reader(load_model(args.run_dir)[0])  # (a bundled file may have a judge)
     splits = load_splits(progress=False)
     if args.read_scales:
         config = dataclasses.replace(config, read_scales=args.read_scales)
         model = read_with_scales(model, config, splits.val)
+    judge = None
+    if args.judge:
+        judge = judge_entry(args.judge, args.judge_below)
+        judge_config = finished_run(args.judge, JUDGE)[0]
+        model = Judged(model, load_model(args.judge)[0], args.judge_below).eval()
     with tempfile.TemporaryDirectory() as tmp:  # weights only, written like any checkpoint
         slim = Path(tmp) / "model.pt"
         save_checkpoint(
             slim,
             config=config,
-            model=model,
+            model=digit_reader(model),
             epoch=state["epoch"],
             best_val_accuracy=state["best_val_accuracy"],
+            judge=judge,
         )
         raw = slim.read_bytes()
         export_onnx(model, Path(tmp) / "model.onnx")
@@ -178,9 +206,18 @@ def main() -> None:
         "test_accuracy": evaluate(model, splits.test)["accuracy"],
         "val_accuracy": evaluate(model, splits.val)["accuracy"],
         "uci_digits_accuracy": evaluate(model, load_uci_digits())["accuracy"],
-        "calibration_temperature": float(model.get_buffer("temperature")),
+        "calibration_temperature": float(digit_reader(model).get_buffer("temperature")),
         "config": config.to_dict(),
     }
+    if args.judge:
+        card["judge"] = {
+            "run": str(args.judge),
+            "command": train_command(judge_config, str(args.judge)),
+            "below": args.judge_below,
+            "test_accuracy": evaluate(model.judge, splits.test)["accuracy"],
+            "val_accuracy": evaluate(model.judge, splits.val)["accuracy"],
+            "calibration_temperature": float(model.judge.get_buffer("temperature")),
+        }
     atomic_write(BUNDLED, lambda f: f.write(raw))
     atomic_write(BUNDLED_ONNX, lambda f: f.write(onnx))
     atomic_write_text(BUNDLED_CARD, json.dumps(card, indent=2) + "\n")

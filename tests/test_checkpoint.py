@@ -12,11 +12,13 @@ from lenet5.errors import WriteError
 from lenet5.inference.checkpoint import (
     LAST,
     CheckpointError,
+    add_judge,
+    judge_entry,
     load_checkpoint,
     load_model,
     save_checkpoint,
 )
-from lenet5.models import build_model
+from lenet5.models import Judged, build_model
 
 
 def _save(path: Path, config: TrainConfig) -> torch.nn.Module:
@@ -115,3 +117,43 @@ def test_a_checkpoint_that_cannot_be_written_leaves_the_previous_one(
     loaded, config = load_model(tmp_path / "last.pt")
     assert config == TrainConfig()
     assert torch.equal(loaded.state_dict()["fc3.weight"], model.state_dict()["fc3.weight"])
+
+
+def test_a_judged_model_comes_back_from_its_checkpoint(tmp_path: Path) -> None:
+    reader = _save(tmp_path / "reader.pt", TrainConfig())
+    judge = _save(tmp_path / "judge" / LAST, TrainConfig(model="judge", read_scales=[1.0, 0.85]))
+    entry = judge_entry(tmp_path / "judge", below=0.3)
+    save_checkpoint(
+        tmp_path / "judged.pt",
+        config=TrainConfig(),
+        model=reader,
+        epoch=7,
+        best_val_accuracy=0.5,
+        judge=entry,
+    )
+    loaded, config = load_model(tmp_path / "judged.pt")
+    assert isinstance(loaded, Judged) and config == TrainConfig()
+    assert float(loaded.below) == pytest.approx(0.3) and not loaded.judge.training
+    x = torch.rand(5, 1, 28, 28)
+    expected = Judged(reader.eval(), judge.eval(), 0.3)(x)
+    assert torch.equal(loaded(x), expected)
+    add_judge(tmp_path / "reader.pt", entry)  # the same, given to a checkpoint already written
+    assert torch.equal(load_model(tmp_path / "reader.pt")[0](x), expected)
+
+
+def test_a_bad_judge_is_refused(tmp_path: Path) -> None:
+    _save(tmp_path / "reader.pt", TrainConfig())
+    with pytest.raises(CheckpointError, match="not a judge model"):
+        judge_entry(tmp_path / "reader.pt", below=0.3)
+    _save(tmp_path / "judge.pt", TrainConfig(model="judge"))
+    with pytest.raises(CheckpointError, match=r"in \(0, 1\]"):
+        judge_entry(tmp_path / "judge.pt", below=1.5)
+    entry = judge_entry(tmp_path / "judge.pt", below=0.3)
+    for broken, message in (
+        ({**entry, "below": "0.3"}, "no threshold"),
+        ({**entry, "model": {"conv1.weight": torch.zeros(1)}}, "do not fit a judge model"),
+        ({**entry, "config": {"model": "resnet"}}, "no model this lenet5 can build"),
+    ):
+        add_judge(tmp_path / "reader.pt", broken)
+        with pytest.raises(CheckpointError, match=message):
+            load_model(tmp_path / "reader.pt")

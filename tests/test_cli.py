@@ -94,7 +94,7 @@ def test_bad_flags(flags: list[str], message: str, capsys: pytest.CaptureFixture
 def test_read_scales_are_for_lenet5(tiny_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["train", "--model", "softmax", "--read-scale", "1", "--data-dir", str(tiny_data)])
     assert code == 1
-    assert "read scales apply to the lenet5 model only" in _error_line(capsys)
+    assert "read scales apply to the lenet5 and judge models only" in _error_line(capsys)
 
 
 def test_missing_data_and_no_mirror(

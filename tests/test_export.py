@@ -147,3 +147,25 @@ def test_read_scales_travel_in_the_onnx_file(tmp_path: Path, batch: int) -> None
     plain.load_state_dict(model.state_dict())
     with torch.no_grad():
         assert not np.allclose(plain.eval()(torch.from_numpy(x)).numpy(), ours, atol=1e-3)
+
+
+@pytest.mark.parametrize("below", [0.05, 1.0])
+def test_a_judged_model_travels_in_the_onnx_file(tmp_path: Path, below: float) -> None:
+    """The judge and its threshold are in the file: the same probabilities, where it doubts
+    (1.0: wherever the reader is surer than it) and where it does not (0.05: nowhere)."""
+    import torch
+
+    from lenet5.models import Judged, build_model
+
+    torch.manual_seed(0)
+    reader = build_model("lenet5", init="pytorch", read_scales=(1.0, 0.85, 1.15))
+    judge = build_model("judge", init="pytorch", read_scales=(1.0, 0.85, 1.15))
+    model = Judged(reader, judge, below).eval()
+    export_onnx(model, tmp_path / "m.onnx")
+    x = np.random.default_rng(0).random((7, 1, 28, 28), dtype=np.float32)
+    with torch.no_grad():
+        ours = model(torch.from_numpy(x)).numpy()
+        plain = torch.log_softmax(reader.eval()(torch.from_numpy(x)), 1).numpy()
+    theirs = OnnxModel(tmp_path / "m.onnx").logits(x)
+    assert np.allclose(theirs, ours, atol=1e-5)
+    assert np.allclose(ours, plain, atol=1e-6) == (below == 0.05)

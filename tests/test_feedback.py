@@ -29,7 +29,8 @@ from lenet5.data.feedback import (
 )
 from lenet5.data.preprocess import load_image, preprocess
 from lenet5.data.shapes import NOT_A_DIGIT
-from lenet5.inference.checkpoint import load_model, save_checkpoint
+from lenet5.inference.checkpoint import judge_entry, load_model, save_checkpoint
+from lenet5.models import Judged, build_model
 from lenet5.training.finetune import FINETUNE_FILE
 from lenet5.training.runs import read_run_config
 
@@ -295,6 +296,44 @@ def test_finetune_of_a_distilled_model_needs_none_of_its_teachers(
     args = ["finetune", "--feedback", str(tmp_path / "fb.sqlite"), "--model", str(distilled)]
     assert main([*args, "--data-dir", str(directory), "--run-dir", str(run), "--epochs", "1"]) == 0
     assert read_run_config(run).teachers == []
+
+
+def test_finetune_teaches_a_judged_models_judge_too(
+    synthetic_run: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A judge that doubts every image (untrained: about 0.1 for each digit) makes the model
+    refuse the digits a user then teaches as digits; fine-tuned, both learn them."""
+    directory, base = synthetic_run
+    reader, config = load_model(base)
+    torch.manual_seed(0)
+    judge = build_model("judge", init="pytorch")
+    save_checkpoint(
+        tmp_path / "judge.pt",
+        config=TrainConfig(model="judge"),
+        model=judge,
+        epoch=0,
+        best_val_accuracy=0.0,
+    )
+    judged = tmp_path / "judged.pt"
+    entry = judge_entry(tmp_path / "judge.pt", below=0.3)
+    save_checkpoint(
+        judged, config=config, model=reader, epoch=2, best_val_accuracy=0.0, judge=entry
+    )
+    images, labels = synthetic_digits(60, seed=5)
+    with FeedbackStore(tmp_path / "fb.sqlite") as store:
+        for image, label in zip(images, labels, strict=True):
+            store.add(int(label), int(label), [0.1] * 10, image, None, "synthetic")
+    run = tmp_path / "tuned"
+    args = ["finetune", "--feedback", str(tmp_path / "fb.sqlite"), "--model", str(judged)]
+    args += ["--data-dir", str(directory), "--run-dir", str(run), "--epochs", "2"]
+    assert main([*args, "--lr", "0.003"]) == 0
+    assert "fine-tuning its judge" in capsys.readouterr().out
+    result = json.loads((run / FINETUNE_FILE).read_text())
+    assert result["before"]["corrections_accuracy"] == 0.0  # every one refused by the judge
+    assert result["after"]["corrections_accuracy"] >= 0.9
+    assert read_run_config(run / "judge").model == "judge"
+    model, _ = load_model(run)  # the run's checkpoint carries the fine-tuned judge
+    assert isinstance(model, Judged) and float(model.below) == pytest.approx(0.3)
 
 
 def test_finetune_refuses_an_empty_store(

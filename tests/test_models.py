@@ -5,7 +5,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lenet5.models import LeNet5, build_model, count_parameters, scale_matrix
+from lenet5.models import (
+    JUDGE_WIDTHS,
+    Judged,
+    LeNet5,
+    build_model,
+    count_parameters,
+    scale_matrix,
+)
 from lenet5.summary import format_table, layer_table
 
 
@@ -96,8 +103,8 @@ def test_overfits_a_tiny_batch(name: str) -> None:
         ({"name": "vgg"}, "unknown model"),
         ({"init": "xavier"}, "unknown init"),
         ({"dropout": 1.0}, "dropout must be in"),
-        ({"name": "softmax", "dropout": 0.5}, "lenet5 only"),
-        ({"name": "softmax", "read_scales": (1.0,)}, "lenet5 only"),
+        ({"name": "softmax", "dropout": 0.5}, "lenet5 and the judge only"),
+        ({"name": "softmax", "read_scales": (1.0,)}, "lenet5 and the judge only"),
         ({"read_scales": (1.0, 0.0)}, "positive numbers"),
         ({"read_scales": (float("nan"),)}, "positive numbers"),
     ],
@@ -134,3 +141,45 @@ def test_read_scales_average_the_logits_once_trained() -> None:
         small = scale_matrix(0.8) @ x @ scale_matrix(0.8).T
         expected = (plain(x) + plain(small)) / 2 / 0.5
         assert torch.allclose(scaled.eval()(x), expected, atol=1e-5)
+
+
+class _Fixed(torch.nn.Module):
+    """A stand-in network that answers every image with the same logits."""
+
+    def __init__(self, logits: list[float]) -> None:
+        super().__init__()
+        self.register_buffer("out", torch.tensor(logits))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out.expand(len(x), -1)
+
+
+def test_the_judge_caps_the_readers_top_probability_where_it_doubts() -> None:
+    reader = [4.0, 1.0, 0.5] + [0.0] * 7  # top probability about 0.85, digit 0
+    p = torch.softmax(torch.tensor(reader), 0)
+    x = torch.rand(2, 1, 28, 28)
+    doubtful = [1.0, 0.0] + [0.0] * 8  # the judge's surest digit at about 0.23
+    sure = torch.softmax(torch.tensor(doubtful), 0).max()
+    out = Judged(_Fixed(reader), _Fixed(doubtful), below=0.3)(x).softmax(1)
+    assert out.shape == (2, 10) and torch.allclose(out.sum(1), torch.ones(2))
+    assert torch.allclose(out.max(1).values, sure.expand(2))  # the top is the judge's
+    assert out.argmax(1).tolist() == [0, 0]  # the reader's digit, its order of digits kept
+    # equal probabilities mixed in: each moves towards 0.1 by the same share
+    share = (out[0] - 0.1) / (p - 0.1)
+    assert torch.allclose(share, share[0].expand(10), atol=1e-5)
+    # A judge sure enough, or less doubtful than the reader, changes nothing.
+    for judge, below in ((doubtful, 0.2), ([9.0] + [0.0] * 9, 0.3)):
+        kept = Judged(_Fixed(reader), _Fixed(judge), below)(x)
+        assert torch.allclose(kept, torch.log_softmax(torch.tensor(reader), 0).expand(2, -1))
+    unsure_reader = [0.2] + [0.0] * 9  # top about 0.12, under the judge's 0.23
+    kept = Judged(_Fixed(unsure_reader), _Fixed(doubtful), 0.3)(x).softmax(1)
+    assert torch.allclose(kept[0], torch.softmax(torch.tensor(unsure_reader), 0))
+    even = Judged(_Fixed([0.0] * 10), _Fixed([0.0] * 10), 0.3)(x).softmax(1)
+    assert torch.allclose(even, torch.full((2, 10), 0.1))  # no division by zero
+
+
+def test_the_judge_is_lenet5_wider() -> None:
+    judge = build_model("judge", read_scales=(1.0, 0.85))
+    assert isinstance(judge, LeNet5) and judge.conv1.out_channels == JUDGE_WIDTHS[0]
+    assert count_parameters(judge) == 155_782
+    assert judge.eval()(torch.rand(3, 1, 28, 28)).shape == (3, 10)

@@ -16,7 +16,7 @@ from PIL import Image
 from lenet5.cli import main
 from lenet5.config import TrainConfig
 from lenet5.data import mnist as data
-from lenet5.data.shapes import KINDS, NOT_A_DIGIT, non_digits
+from lenet5.data.shapes import BROAD_KINDS, KINDS, NOT_A_DIGIT, non_digits
 from lenet5.inference.checkpoint import load_model, save_checkpoint
 from lenet5.inference.predict import Prediction, predict_image
 from lenet5.models import build_model
@@ -97,6 +97,17 @@ def test_non_digits_are_labelled_wide_and_repeatable() -> None:
     assert all(int((im > 127).any(dim=0).sum()) >= 10 for im in made.images)  # no thin 1s
     assert torch.equal(made.images, non_digits(40, train, seed=5).images)
     assert len(KINDS) == 4 and not torch.equal(made.images, non_digits(40, train, seed=6).images)
+
+
+def test_the_judges_non_digits_are_of_eight_kinds_the_first_four_as_before() -> None:
+    """--broad-outliers: the eight kinds in turn, KINDS first; without it, KINDS alone."""
+    train = data.Split(*map(torch.from_numpy, synthetic_digits(50, seed=1)))
+    broad = non_digits(64, train, seed=5, kinds=BROAD_KINDS)
+    assert len(BROAD_KINDS) == 8 and BROAD_KINDS[:4] == KINDS
+    assert broad.images.shape == (64, 28, 28) and set(broad.labels.tolist()) == {NOT_A_DIGIT}
+    assert all(int(im.count_nonzero()) > 20 for im in broad.images)  # ink in every one
+    assert torch.equal(broad.images, non_digits(64, train, seed=5, kinds=BROAD_KINDS).images)
+    assert not torch.equal(broad.images, non_digits(64, train, seed=5).images)
 
 
 def test_the_loss_teaches_equal_probabilities_to_non_digits() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 # The names a setting accepts; the modules that implement them use these (lenet5.models keeps
 # its own, since it imports only torch; a test checks that they agree, and those of
 # lenet5.data.mnist).
-MODEL_NAMES = ("lenet5", "softmax")
+MODEL_NAMES = ("lenet5", "softmax", "judge")
 INIT_NAMES = ("tutorial", "pytorch")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "onecycle", "cosine")
@@ -24,7 +24,7 @@ ELASTIC_SIGMA = 4.0  # pixels: smoothness of the elastic displacement field (Sim
 
 @dataclass
 class TrainConfig:
-    model: str = "lenet5"  # lenet5 | softmax
+    model: str = "lenet5"  # lenet5 | softmax | judge (LeNet-5 wider: lenet5.models.Judged)
     optimizer: str = "adam"  # adam | sgd (plain gradient descent)
     lr: float = 0.001  # learning rate
     batch_size: int = 128  # training batch size
@@ -47,6 +47,7 @@ class TrainConfig:
     fonts: int = 0  # copies of each digit rendered from matplotlib's fonts added to training
     strokes: int = 0  # digits per class drawn with strokes in styles MNIST lacks, added
     outliers: int = 0  # images that are not digits (letters, shapes, pairs) taught as such
+    broad_outliers: bool = False  # of more kinds (polygons, curves, pen letters): the judge's
     train_subset: int = 0  # train on the first N training images only (0: all 55,000)
     init_from: str = ""  # start from this checkpoint's weights ("bundled": the bundled model)
     feedback: str = ""  # feedback store whose corrections are mixed into the training images

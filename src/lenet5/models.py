@@ -1,5 +1,6 @@
-"""The tutorial's two models, softmax regression and LeNet-5, and LeNet-5's layers (wider) swept
-along a row of digits (`RowReader`). All return logits.
+"""The tutorial's two models, softmax regression and LeNet-5; LeNet-5's layers wider, as a judge of
+whether an image is a digit at all (`Judged`) and swept along a row of digits (`RowReader`).
+All return logits.
 
 Each model divides its logits by a `temperature` buffer: 1 while it trains, then fitted on
 validation data so that its softmax probabilities are calibrated (Guo et al. 2017). A buffer, not
@@ -21,8 +22,14 @@ FC1_UNITS = 120
 FC2_UNITS = 84
 # SAME padding keeps conv1 at 28x28, pooling halves it; VALID conv2 loses KERNEL_SIZE - 1.
 CONV2_OUT = IMAGE_SIZE // POOL_SIZE - (KERNEL_SIZE - 1)  # 10
-FLAT_FEATURES = CONV2_CHANNELS * (CONV2_OUT // POOL_SIZE) ** 2  # 16 * 5 * 5 = 400
 TUTORIAL_INIT_STD = 0.1  # tf.truncated_normal(stddev=0.1), biases zero
+LENET5_WIDTHS = (CONV1_CHANNELS, CONV2_CHANNELS, FC1_UNITS)
+
+# The judge: LeNet-5's layers, wider, trained on more kinds of non-digits to say whether an image
+# is a digit at all (the digit itself is LeNet-5's answer). Wider layers refuse more of the
+# drawings that no training run sees, the kinds its generator does not make included
+# (docs/robustness.md).
+JUDGE_WIDTHS = (16, 32, 160)  # conv1's and conv2's channels, fc1's units
 
 # The row reader: LeNet-5's layers up to fc1 slid along a row 28 pixels high (fc1 becomes a
 # 5x5 convolution over conv2's pooled maps, as in LeCun et al. 1998's Space Displacement Neural
@@ -39,7 +46,7 @@ GARBAGE = NUM_CLASSES  # the row reader's class for a piece that is not a digit:
 BLANK = NUM_CLASSES + 1  # CTC's "nothing new here": 11
 ROW_CLASSES = NUM_CLASSES + 2
 
-MODEL_NAMES = ("lenet5", "softmax")
+MODEL_NAMES = ("lenet5", "softmax", "judge")
 INIT_NAMES = ("tutorial", "pytorch")
 
 
@@ -57,7 +64,8 @@ class SoftmaxRegression(nn.Module):
 
 
 class LeNet5(nn.Module):
-    """LeNet-5 as in the tutorial: 61,706 parameters, optional dropout before the first FC layer.
+    """LeNet-5 as in the tutorial: 61,706 parameters, optional dropout before the first FC layer;
+    `widths` (conv1's and conv2's channels, fc1's units) make it wider (the judge).
 
     `read_scales` (none by default): in eval mode, the logits are averaged over the image
     rescaled about its centre by each factor (test-time augmentation); training sees the image
@@ -66,16 +74,22 @@ class LeNet5(nn.Module):
     temperature: torch.Tensor
     views: torch.Tensor | None
 
-    def __init__(self, dropout: float = 0.0, read_scales: tuple[float, ...] = ()) -> None:
+    def __init__(
+        self,
+        dropout: float = 0.0,
+        read_scales: tuple[float, ...] = (),
+        widths: tuple[int, int, int] = LENET5_WIDTHS,
+    ) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(1, CONV1_CHANNELS, KERNEL_SIZE, padding=KERNEL_SIZE // 2)
+        conv1, conv2, fc1 = widths
+        self.conv1 = nn.Conv2d(1, conv1, KERNEL_SIZE, padding=KERNEL_SIZE // 2)
         self.pool1 = nn.MaxPool2d(POOL_SIZE)
-        self.conv2 = nn.Conv2d(CONV1_CHANNELS, CONV2_CHANNELS, KERNEL_SIZE)
+        self.conv2 = nn.Conv2d(conv1, conv2, KERNEL_SIZE)
         self.pool2 = nn.MaxPool2d(POOL_SIZE)
         self.flatten = nn.Flatten()
         self.dropout = nn.Dropout(dropout)
-        self.fc1 = nn.Linear(FLAT_FEATURES, FC1_UNITS)
-        self.fc2 = nn.Linear(FC1_UNITS, FC2_UNITS)
+        self.fc1 = nn.Linear(conv2 * (CONV2_OUT // POOL_SIZE) ** 2, fc1)
+        self.fc2 = nn.Linear(fc1, FC2_UNITS)
         self.fc3 = nn.Linear(FC2_UNITS, NUM_CLASSES)
         self.register_buffer("temperature", torch.ones(()))
         # (V, 28, 28); not saved with the weights: the config that builds the model holds them
@@ -93,12 +107,40 @@ class LeNet5(nn.Module):
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """The network itself: (N, 1, 28, 28) -> (N, 10), before the temperature."""
         # ReLU after pooling: max-pooling and ReLU commute, and ReLU then touches 4x fewer values.
-        x = torch.relu(self.pool1(self.conv1(x)))  # (N, 6, 14, 14)
+        x = torch.relu(self.pool1(self.conv1(x)))  # (N, 6, 14, 14) (LeNet-5's widths)
         x = torch.relu(self.pool2(self.conv2(x)))  # (N, 16, 5, 5)
         x = self.dropout(self.flatten(x))  # (N, 400)
         x = torch.relu(self.fc1(x))  # (N, 120)
         x = torch.relu(self.fc2(x))  # (N, 84)
         return self.fc3(x)  # (N, 10)
+
+
+class Judged(nn.Module):
+    """A digit model (`reader`) and a judge of whether the image is a digit at all: (N, 1, 28,
+    28) -> (N, 10) log-probabilities. Where the judge's surest digit has a calibrated
+    probability under `below`, and under the reader's, the reader's probabilities are mixed
+    with equal ones until their top equals the judge's (a non-digit is taught equal
+    probabilities); elsewhere they are the reader's. The reader's digit always wins, so
+    accuracy is the reader's, and a reader that refuses under a threshold at least `below`
+    refuses what the judge doubts."""
+
+    below: torch.Tensor
+
+    def __init__(self, reader: nn.Module, judge: nn.Module, below: float) -> None:
+        super().__init__()
+        self.reader = reader
+        self.judge = judge
+        self.register_buffer("below", torch.tensor(float(below)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        log_p = torch.log_softmax(self.reader(x), dim=1)  # (N, 10)
+        top = log_p.exp().max(dim=1, keepdim=True).values  # (N, 1)
+        sure = torch.softmax(self.judge(x), dim=1).max(dim=1, keepdim=True).values
+        doubt = (sure < self.below) & (sure < top)
+        even = 1.0 / NUM_CLASSES
+        weight = (sure - even) / (top - even).clamp_min(1e-12)  # the reader's share: top -> sure
+        mixed = torch.log((weight * log_p.exp() + (1 - weight) * even).clamp_min(1e-30))
+        return torch.where(doubt, mixed, log_p)
 
 
 def scale_matrix(scale: float, size: int = IMAGE_SIZE) -> torch.Tensor:
@@ -225,13 +267,20 @@ def build_model(
         raise ValueError(f"read scales must be positive numbers, got {list(read_scales)}")
     if name == "softmax":
         if dropout or read_scales:
-            raise ValueError("dropout and read scales apply to lenet5 only")
+            raise ValueError("dropout and read scales apply to lenet5 and the judge only")
         model: nn.Module = SoftmaxRegression()
     else:
-        model = LeNet5(dropout, tuple(read_scales))
+        model = LeNet5(
+            dropout, tuple(read_scales), JUDGE_WIDTHS if name == "judge" else LENET5_WIDTHS
+        )
     if init == "tutorial":
         tutorial_init_(model)
     return model
+
+
+def digit_reader(model: nn.Module) -> nn.Module:
+    """The network that reads the digit: a judged model's reader, or the model itself."""
+    return model.reader if isinstance(model, Judged) else model
 
 
 def set_temperature(model: nn.Module, value: float) -> None:

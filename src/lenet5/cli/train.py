@@ -193,6 +193,13 @@ def _add_augmentation_flags(p: argparse.ArgumentParser) -> None:
         f"(default: {DEFAULTS.outliers})",
     )
     p.add_argument(
+        "--broad-outliers",
+        action="store_true",
+        default=None,
+        help="make the non-digits of more kinds: polygons, spirograph curves, two non-digits "
+        "in one box, letters drawn with a pen (the judge's; default: off)",
+    )
+    p.add_argument(
         "--train-subset",
         type=non_negative_int,
         metavar="N",

@@ -7,7 +7,8 @@ and ReLU commute, so relu(conv) is what pooling keeps), and a 28x28 saliency map
 gradients (Sundararajan et al. 2017) of the predicted digit's logit from a black image, so that
 the map sums to that logit minus the black image's (within the quadrature's error; `delta`).
 A model that reads at several scales (`read_scales`) answers with their average; its maps and
-saliency are those of the image as given.
+saliency are those of the image as given. A judged model's are its reader's (the judge only
+says whether the image is a digit at all).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from torch import nn
 
 from lenet5.data.mnist import to_float
 from lenet5.errors import Lenet5Error
-from lenet5.models import POOL_SIZE
+from lenet5.models import POOL_SIZE, digit_reader
 
 LAYERS = ("conv1", "pool1", "conv2", "pool2")  # LeNet5's modules whose outputs are shown
 # Integration steps: the map sums to the logit difference within 2% on average, 14% at most
@@ -128,17 +129,18 @@ def integrated_gradients(
 def explain(model: nn.Module, image: np.ndarray, target: int | None = None) -> Explanation:
     """Activations and saliency for one preprocessed (28, 28) uint8 image (white on black);
     the saliency is that of `target`'s logit (default: the predicted digit's)."""
-    if not all(hasattr(model, name) for name in LAYERS):
+    reader = digit_reader(model)
+    if not all(hasattr(reader, name) for name in LAYERS):
         raise Lenet5Error("only LeNet-5 models can be explained (this one has no conv layers)")
     model.eval()
     x = to_float(torch.from_numpy(np.ascontiguousarray(image))[None]).to(
         next(model.parameters()).device
     )
     with torch.inference_mode():
-        logits, maps = activations(model, torch.cat([x, torch.zeros_like(x)]))
+        logits, maps = activations(reader, torch.cat([x, torch.zeros_like(x)]))
         probabilities = torch.softmax(model(x)[0], dim=0)  # the model's answer, as predict's
     digit = int(probabilities.argmax()) if target is None else target
-    saliency = integrated_gradients(model, x, digit)[0, 0]
+    saliency = integrated_gradients(reader, x, digit)[0, 0]
     rise = float(logits[0, digit] - logits[1, digit])  # from the black image to x
     return Explanation(
         digit=digit,
@@ -146,5 +148,5 @@ def explain(model: nn.Module, image: np.ndarray, target: int | None = None) -> E
         activations={name: maps[name][0].float().cpu().numpy() for name in LAYERS},
         saliency=saliency.float().cpu().numpy(),
         delta=float(saliency.sum()) - rise,
-        kernels=model.get_parameter("conv1.weight").detach()[:, 0].float().cpu().numpy(),
+        kernels=reader.get_parameter("conv1.weight").detach()[:, 0].float().cpu().numpy(),
     )

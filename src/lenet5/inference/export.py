@@ -21,7 +21,7 @@ from lenet5.inference.engines import (
     OnnxModel,
     default_threads,
 )
-from lenet5.models import IMAGE_SIZE
+from lenet5.models import IMAGE_SIZE, digit_reader
 
 
 def export_onnx(model: nn.Module, path: Path) -> None:
@@ -80,7 +80,7 @@ def compare_with_onnx(model: nn.Module, path: Path, split: Split) -> dict[str, A
     fraction of images given the same digit."""
     session = OnnxModel(path, threads=default_threads())
     model = model.cpu().eval()
-    temperature = float(model.get_buffer("temperature"))
+    temperature = float(digit_reader(model).get_buffer("temperature"))
     max_diff, max_logit, within, agree = 0.0, 0.0, True, 0
     for x, _ in batches(split.to("cpu"), 1000):
         ours = model(x).numpy()

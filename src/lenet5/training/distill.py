@@ -9,7 +9,7 @@ from torch import nn
 
 from lenet5.errors import Lenet5Error
 from lenet5.inference.checkpoint import CheckpointError, load_model
-from lenet5.models import set_temperature
+from lenet5.models import digit_reader, set_temperature
 
 
 class TeacherError(Lenet5Error):
@@ -54,6 +54,7 @@ def load_teachers(
             raise TeacherError(f"teacher {exc}") from None  # exc names the file
         if config.dataset != dataset:
             raise TeacherError(f"teacher {path} was trained on {config.dataset}, not {dataset}")
+        model = digit_reader(model)  # (a judged model teaches what its reader reads)
         set_temperature(model, 1.0)  # the teachers' own logits; --temperature softens them
         if device.type == "cpu":  # as the student: oneDNN runs channels-last faster
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]

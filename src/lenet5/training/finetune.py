@@ -4,6 +4,8 @@
 names the model it started from and the feedback store, up to the last correction it read, so
 the run rebuilds (and resumes) from its directory alone. A share of each label's corrections is
 kept apart, and the corrections' and MNIST validation accuracy are measured before and after.
+A judged model's judge learns the same corrections, in the run's `judge` folder, and the run's
+checkpoints carry it: a drawing it refused and a user taught as a digit is read afterwards.
 """
 
 from __future__ import annotations
@@ -17,16 +19,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from lenet5.config import FinetuneSettings
+from lenet5.config import FinetuneSettings, TrainConfig
 from lenet5.data.feedback import FeedbackError, correction_splits, open_existing
 from lenet5.data.mnist import Split, Splits
 from lenet5.data.shapes import NOT_A_DIGIT
 from lenet5.files import atomic_write_text
 from lenet5.inference.bundled import BUNDLED
 from lenet5.inference.calibration import refused
-from lenet5.inference.checkpoint import load_model, resolve_checkpoint
+from lenet5.inference.checkpoint import (
+    BEST,
+    LAST,
+    add_judge,
+    judge_entry,
+    load_checkpoint,
+    load_model,
+    resolve_checkpoint,
+)
 from lenet5.inference.evaluate import evaluate
 from lenet5.inference.predict import probabilities
+from lenet5.models import Judged
 from lenet5.training.loop import fit
 
 FINETUNE_FILE = "finetune.json"
@@ -56,23 +67,27 @@ def finetune(
         total, last_id = store.count(), store.last_id()
     if total == 0:
         raise FeedbackError(f"{feedback} holds no corrections to learn from")
-    config = dataclasses.replace(
-        base_config,
-        init_from="bundled" if base_path == BUNDLED else str(base_path.resolve()),
-        feedback=str(Path(feedback).resolve()),
-        feedback_until=last_id,
-        feedback_repeat=settings.repeat,
-        feedback_holdout=settings.holdout,
-        epochs=settings.epochs,
-        lr=settings.lr,
-        schedule="constant",
-        seed=settings.seed,
-        fonts=0,
-        strokes=0,
-        outliers=min(base_config.outliers, FINETUNE_OUTLIERS),
-        train_subset=0,
-        teachers=[],  # corrections and MNIST only: the base model's teachers need not exist here
-    )
+
+    def tuned(config: TrainConfig) -> TrainConfig:
+        return dataclasses.replace(
+            config,
+            init_from="bundled" if base_path == BUNDLED else str(base_path.resolve()),
+            feedback=str(Path(feedback).resolve()),
+            feedback_until=last_id,
+            feedback_repeat=settings.repeat,
+            feedback_holdout=settings.holdout,
+            epochs=settings.epochs,
+            lr=settings.lr,
+            schedule="constant",
+            seed=settings.seed,
+            fonts=0,
+            strokes=0,
+            outliers=min(config.outliers, FINETUNE_OUTLIERS),
+            train_subset=0,
+            teachers=[],  # corrections and MNIST only: the base's teachers need not exist here
+        )
+
+    config = tuned(base_config)
     learn, held = correction_splits(config)
     if len(learn) == 0:
         raise FeedbackError(f"{feedback}: every correction was kept apart; add more first")
@@ -90,6 +105,13 @@ def finetune(
         f"{len(splits.train):,} MNIST images; {len(held)} kept apart to measure"
     )
     fit(config, splits, run_dir, device, progress=progress, echo=echo, report=report)
+    if isinstance(before_model, Judged):
+        echo("fine-tuning its judge on the same corrections")
+        judge = load_checkpoint(base_path)["judge"]
+        judge_dir = Path(run_dir) / "judge"
+        judge_config = tuned(TrainConfig.from_dict(judge["config"]))
+        fit(judge_config, splits, judge_dir, device, progress=progress, echo=echo, report=report)
+        _give_judge(Path(run_dir), judge_entry(judge_dir, judge["below"]))
     after_model, _ = load_model(run_dir, device)
     after = measure(after_model)
     result = {
@@ -104,6 +126,13 @@ def finetune(
     }
     atomic_write_text(Path(run_dir) / FINETUNE_FILE, json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _give_judge(run_dir: Path, judge: dict[str, Any]) -> None:
+    """The run's checkpoints become judged models, with the judge fine-tuned beside them."""
+    for checkpoint in (LAST, BEST):
+        if (run_dir / checkpoint).is_file():
+            add_judge(run_dir / checkpoint, judge)
 
 
 def answered_as_labelled(model: torch.nn.Module, corrections: Split) -> float:

@@ -13,7 +13,14 @@ from lenet5.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from lenet5.data.mnist import DATASETS, Split
 from lenet5.errors import Lenet5Error
 from lenet5.inference.checkpoint import load_checkpoint, load_model
-from lenet5.models import INIT_NAMES, MODEL_NAMES, build_model, set_temperature, with_temperature
+from lenet5.models import (
+    INIT_NAMES,
+    MODEL_NAMES,
+    Judged,
+    build_model,
+    set_temperature,
+    with_temperature,
+)
 from lenet5.training.optim import Cosine, OneCycle, Optimizer, Schedule
 
 
@@ -65,10 +72,10 @@ def check_config(config: TrainConfig) -> None:
         raise TrainingError(f"blur must be in [0, 1), got {config.blur}")
     if not 0.0 <= config.dropout < 1.0:
         raise TrainingError(f"dropout must be in [0, 1), got {config.dropout}")
-    if config.dropout and config.model != "lenet5":
-        raise TrainingError("dropout applies to the lenet5 model only")
-    if config.read_scales and config.model != "lenet5":
-        raise TrainingError("read scales apply to the lenet5 model only")
+    if config.dropout and config.model == "softmax":
+        raise TrainingError("dropout applies to the lenet5 and judge models only")
+    if config.read_scales and config.model == "softmax":
+        raise TrainingError("read scales apply to the lenet5 and judge models only")
     if not all(s > 0 and math.isfinite(s) for s in config.read_scales):
         raise TrainingError(f"read scales must be positive numbers, got {config.read_scales}")
     if not 0.0 <= config.distill <= 1.0:
@@ -95,15 +102,19 @@ def make_scheduler(
 
 def init_model(config: TrainConfig, device: torch.device) -> nn.Module:
     """The model before training: a pure function of the config (the seed included), or the
-    weights of the checkpoint that `init_from` names."""
+    weights of the checkpoint that `init_from` names (of a judged model, its judge for a judge
+    model, else its reader)."""
     torch.manual_seed(config.seed)
     model = build_model(config.model, config.dropout, config.init, config.read_scales).to(device)
     if config.init_from:
         base, base_config = load_model(None if config.init_from == "bundled" else config.init_from)
-        if base_config.model != config.model:
-            raise TrainingError(
-                f"{config.init_from} holds a {base_config.model} model, not {config.model}"
-            )
+        name = base_config.model
+        if isinstance(base, Judged) and config.model == "judge":
+            base, name = base.judge, "judge"
+        elif isinstance(base, Judged):
+            base = base.reader
+        if name != config.model:
+            raise TrainingError(f"{config.init_from} holds a {name} model, not {config.model}")
         model.load_state_dict(base.state_dict())
         set_temperature(model, 1.0)  # training sees the logits as they are; fit calibrates
     if device.type == "cpu":
@@ -130,9 +141,10 @@ def training_split(config: TrainConfig, train: Split) -> Split:
 
         parts.append(stroke_digits(config.strokes, seed=config.seed))
     if config.outliers:
-        from lenet5.data.shapes import non_digits
+        from lenet5.data.shapes import BROAD_KINDS, KINDS, non_digits
 
-        parts.append(non_digits(config.outliers, train, seed=config.seed))
+        kinds = BROAD_KINDS if config.broad_outliers else KINDS
+        parts.append(non_digits(config.outliers, train, seed=config.seed, kinds=kinds))
     if config.feedback:
         from lenet5.data.feedback import correction_splits
 
