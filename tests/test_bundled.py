@@ -36,7 +36,7 @@ from lenet5.inference.predict import (
     predict_inputs,
     probabilities,
 )
-from lenet5.models import build_model, count_parameters
+from lenet5.models import Judged, build_model, count_parameters
 from lenet5.serving.app import create_app
 from photos import render_photo
 from strokes import STYLES, european_digits
@@ -58,7 +58,7 @@ def test_card_matches_the_weights_file() -> None:
     card = bundled_card()
     assert card["sha256"] == hashlib.sha256(BUNDLED.read_bytes()).hexdigest()
     assert card["onnx_sha256"] == hashlib.sha256(BUNDLED_ONNX.read_bytes()).hexdigest()
-    assert BUNDLED.stat().st_size < 400_000  # weights only: no optimizer state
+    assert BUNDLED.stat().st_size < 1_000_000  # weights only (the reader's and the judge's)
 
 
 def test_card_gives_the_commands_that_train_the_model_and_its_teachers() -> None:
@@ -91,9 +91,20 @@ def test_card_gives_the_commands_that_train_the_model_and_its_teachers() -> None
         assert command in MODEL_CARD.read_text()
 
 
-def test_it_is_the_exact_lenet5(bundled: torch.nn.Module) -> None:
-    assert count_parameters(bundled) == 61_706
+def test_it_is_the_exact_lenet5_with_a_judge(bundled: torch.nn.Module) -> None:
+    """LeNet-5 reads the digit; a judge, LeNet-5 wider, says whether it is a digit at all."""
+    assert isinstance(bundled, Judged)
+    assert count_parameters(bundled.reader) == 61_706
+    assert count_parameters(bundled.judge) == 155_782
     assert load_model()[1] == TrainConfig.from_dict(bundled_card()["config"])
+    judge = bundled_card()["judge"]
+    assert float(bundled.below) == pytest.approx(judge["below"])
+    assert judge["command"] == (
+        "lenet5 train --model judge --recipe robust --seed 22 --outliers 60000 "
+        "--broad-outliers --read-scale 1 --read-scale 0.85 --read-scale 1.15 "
+        "--run-dir runs/judge-s22"
+    )
+    assert judge["command"] in MODEL_CARD.read_text()
 
 
 def test_uci_digits_accuracy_is_the_cards(bundled: torch.nn.Module) -> None:

@@ -17,7 +17,7 @@ from lenet5.data.mnist import to_float
 from lenet5.data.preprocess import load_image, preprocess
 from lenet5.inference.checkpoint import load_model, save_checkpoint
 from lenet5.inference.explain import IG_STEPS, LAYERS, as_given, explain, integrated_gradients
-from lenet5.models import build_model
+from lenet5.models import Judged, build_model, digit_reader
 from lenet5.serving.app import create_app
 
 
@@ -78,10 +78,11 @@ def test_saliency_is_complete(model: torch.nn.Module) -> None:
 def test_integrated_gradients_are_captums(model: torch.nn.Module, which: str) -> None:
     """A second implementation: Captum's IntegratedGradients, Gauss-Legendre, same steps; in
     float64 the two agree to 1e-7 of the map's scale (float32 rounding alone: 1e-3). Both
-    explain the image as given (the bundled model reads three scales of it)."""
+    explain the image as given (the bundled model reads three scales of it), by the network
+    that reads the digit (the bundled model's reader, not its judge)."""
     from captum.attr import IntegratedGradients
 
-    model = model if which == "synthetic run" else load_model()[0]
+    model = model if which == "synthetic run" else digit_reader(load_model()[0])
     rng = np.random.default_rng(1)
     seven = preprocess(load_image(Path(__file__).parent.parent / "docs/examples/seven.jpg"))
     for dtype, tolerance in ((torch.float64, 1e-7), (torch.float32, 1e-3)):
@@ -152,3 +153,16 @@ def test_cli_writes_one_picture_per_image(
         assert picture.width > 600 and picture.height > 400
     text = capsys.readouterr().out
     assert f"wrote {out / 'a.png'}" in text
+
+
+def test_a_judged_model_is_explained_by_its_reader() -> None:
+    """The bundled model's maps are its LeNet-5's (6 and 16 maps); its answer is the judged one."""
+    bundled = load_model()[0]
+    assert isinstance(bundled, Judged)
+    seven = preprocess(load_image(Path(__file__).parent.parent / "docs/examples/seven.jpg"))
+    result = explain(bundled, seven)
+    assert result.digit == 7 and result.kernels.shape == (6, 5, 5)
+    assert result.activations["pool2"].shape == (16, 5, 5)
+    x = to_float(torch.from_numpy(seven)[None])
+    with torch.inference_mode():
+        assert np.allclose(result.probabilities, torch.softmax(bundled(x)[0], 0), atol=1e-6)

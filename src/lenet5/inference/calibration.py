@@ -15,7 +15,7 @@ import numpy as np
 # digit is still reported). Chosen for the bundled model on MNIST validation and the UCI digits:
 # the highest of 0.35, 0.4, ... that refuses at most a quarter of a percent of validation
 # digits and 1% of UCI digits (docs/robustness.md); non-digits get far lower probabilities.
-REFUSE_BELOW = 0.5
+REFUSE_BELOW = 0.4
 ECE_BINS = 15  # equal-width bins of the top probability (Guo et al. 2017)
 COVERAGES = (0.95, 0.99)  # the shares of most confident answers whose error is reported
 # Temperatures from 1/4 to 4: where validation holds no error at all, the fit would sharpen
