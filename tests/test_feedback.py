@@ -326,8 +326,13 @@ def test_finetune_teaches_a_judged_models_judge_too(
     run = tmp_path / "tuned"
     args = ["finetune", "--feedback", str(tmp_path / "fb.sqlite"), "--model", str(judged)]
     args += ["--data-dir", str(directory), "--run-dir", str(run), "--epochs", "2"]
-    assert main([*args, "--lr", "0.003"]) == 0
-    assert "fine-tuning its judge" in capsys.readouterr().out
+    assert main([*args, "--lr", "0.003", "--progress-json"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {"message": "fine-tuning its judge on the same corrections"} in events
+    # The page's progress runs once from 0 to 1: the judge's two epochs are the third and fourth.
+    epochs = [(e["epoch"], e["epochs"]) for e in events if "step" in e]
+    assert epochs == sorted(epochs) and {e for e, _ in epochs} == {1, 2, 3, 4}
+    assert {n for _, n in epochs} == {4}
     result = json.loads((run / FINETUNE_FILE).read_text())
     assert result["before"]["corrections_accuracy"] == 0.0  # every one refused by the judge
     assert result["after"]["corrections_accuracy"] >= 0.9

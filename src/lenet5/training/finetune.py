@@ -104,13 +104,16 @@ def finetune(
         f"fine-tuning {base_path} on {len(learn)} corrections (x{settings.repeat}) mixed with "
         f"{len(splits.train):,} MNIST images; {len(held)} kept apart to measure"
     )
-    fit(config, splits, run_dir, device, progress=progress, echo=echo, report=report)
-    if isinstance(before_model, Judged):
+    judged = isinstance(before_model, Judged)
+    first = _phase(report, 0, 2) if judged else report
+    fit(config, splits, run_dir, device, progress=progress, echo=echo, report=first)
+    if judged:
         echo("fine-tuning its judge on the same corrections")
         judge = load_checkpoint(base_path)["judge"]
         judge_dir = Path(run_dir) / "judge"
         judge_config = tuned(TrainConfig.from_dict(judge["config"]))
-        fit(judge_config, splits, judge_dir, device, progress=progress, echo=echo, report=report)
+        second = _phase(report, 1, 2)
+        fit(judge_config, splits, judge_dir, device, progress=progress, echo=echo, report=second)
         _give_judge(Path(run_dir), judge_entry(judge_dir, judge["below"]))
     after_model, _ = load_model(run_dir, device)
     after = measure(after_model)
@@ -126,6 +129,22 @@ def finetune(
     }
     atomic_write_text(Path(run_dir) / FINETUNE_FILE, json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _phase(
+    report: Callable[[dict[str, int]], None] | None, done: int, phases: int
+) -> Callable[[dict[str, int]], None] | None:
+    """`report` for one of `phases` fits of equal length, `done` of them before it: its epochs
+    counted on from theirs, so that progress runs once from 0 to 1 over all of them."""
+    if report is None:
+        return None
+    return lambda event: report(
+        {
+            **event,
+            "epoch": event["epoch"] + done * event["epochs"],
+            "epochs": phases * event["epochs"],
+        }
+    )
 
 
 def _give_judge(run_dir: Path, judge: dict[str, Any]) -> None:
