@@ -68,26 +68,7 @@ def finetune(
     if total == 0:
         raise FeedbackError(f"{feedback} holds no corrections to learn from")
 
-    def tuned(config: TrainConfig) -> TrainConfig:
-        return dataclasses.replace(
-            config,
-            init_from="bundled" if base_path == BUNDLED else str(base_path.resolve()),
-            feedback=str(Path(feedback).resolve()),
-            feedback_until=last_id,
-            feedback_repeat=settings.repeat,
-            feedback_holdout=settings.holdout,
-            epochs=settings.epochs,
-            lr=settings.lr,
-            schedule="constant",
-            seed=settings.seed,
-            fonts=0,
-            strokes=0,
-            outliers=min(config.outliers, FINETUNE_OUTLIERS),
-            train_subset=0,
-            teachers=[],  # corrections and MNIST only: the base's teachers need not exist here
-        )
-
-    config = tuned(base_config)
+    config = _tuned(base_config, base_path, Path(feedback), last_id, settings)
     learn, held = correction_splits(config)
     if len(learn) == 0:
         raise FeedbackError(f"{feedback}: every correction was kept apart; add more first")
@@ -111,7 +92,9 @@ def finetune(
         echo("fine-tuning its judge on the same corrections")
         judge = load_checkpoint(base_path)["judge"]
         judge_dir = Path(run_dir) / "judge"
-        judge_config = tuned(TrainConfig.from_dict(judge["config"]))
+        judge_config = _tuned(
+            TrainConfig.from_dict(judge["config"]), base_path, Path(feedback), last_id, settings
+        )
         second = _phase(report, 1, 2)
         fit(judge_config, splits, judge_dir, device, progress=progress, echo=echo, report=second)
         _give_judge(Path(run_dir), judge_entry(judge_dir, judge["below"]))
@@ -129,6 +112,29 @@ def finetune(
     }
     atomic_write_text(Path(run_dir) / FINETUNE_FILE, json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _tuned(
+    config: TrainConfig, base: Path, feedback: Path, last_id: int, settings: FinetuneSettings
+) -> TrainConfig:
+    """`config` (the base model's, or its judge's) as a fine-tuning of `base` trains it."""
+    return dataclasses.replace(
+        config,
+        init_from="bundled" if base == BUNDLED else str(base.resolve()),
+        feedback=str(feedback.resolve()),
+        feedback_until=last_id,
+        feedback_repeat=settings.repeat,
+        feedback_holdout=settings.holdout,
+        epochs=settings.epochs,
+        lr=settings.lr,
+        schedule="constant",
+        seed=settings.seed,
+        fonts=0,
+        strokes=0,
+        outliers=min(config.outliers, FINETUNE_OUTLIERS),
+        train_subset=0,
+        teachers=[],  # corrections and MNIST only: the base's teachers need not exist here
+    )
 
 
 def _phase(
