@@ -121,8 +121,8 @@ class Judged(nn.Module):
     probability under `below`, and under the reader's, the reader's probabilities are mixed
     with equal ones until their top equals the judge's (a non-digit is taught equal
     probabilities); elsewhere they are the reader's. The reader's digit always wins, so
-    accuracy is the reader's, and a reader that refuses under a threshold at least `below`
-    refuses what the judge doubts."""
+    accuracy is the reader's, and an answer refused under a threshold of at least `below`
+    (`lenet5.inference.calibration.REFUSE_BELOW`) is refused wherever the judge doubts."""
 
     below: torch.Tensor
 
