@@ -134,12 +134,13 @@ class Judged(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         log_p = torch.log_softmax(self.reader(x), dim=1)  # (N, 10)
-        top = log_p.exp().max(dim=1, keepdim=True).values  # (N, 1)
+        p = log_p.exp()
+        top = p.max(dim=1, keepdim=True).values  # (N, 1)
         sure = torch.softmax(self.judge(x), dim=1).max(dim=1, keepdim=True).values
         doubt = (sure < self.below) & (sure < top)
         even = 1.0 / NUM_CLASSES
         weight = (sure - even) / (top - even).clamp_min(1e-12)  # the reader's share: top -> sure
-        mixed = torch.log((weight * log_p.exp() + (1 - weight) * even).clamp_min(1e-30))
+        mixed = torch.log((weight * p + (1 - weight) * even).clamp_min(1e-30))
         return torch.where(doubt, mixed, log_p)
 
 

@@ -67,7 +67,6 @@ def finetune(
         total, last_id = store.count(), store.last_id()
     if total == 0:
         raise FeedbackError(f"{feedback} holds no corrections to learn from")
-
     config = _tuned(base_config, base_path, Path(feedback), last_id, settings)
     learn, held = correction_splits(config)
     if len(learn) == 0:

@@ -18,6 +18,7 @@ from lenet5.models import (
     MODEL_NAMES,
     Judged,
     build_model,
+    digit_reader,
     set_temperature,
     with_temperature,
 )
@@ -111,8 +112,8 @@ def init_model(config: TrainConfig, device: torch.device) -> nn.Module:
         name = base_config.model
         if isinstance(base, Judged) and config.model == "judge":
             base, name = base.judge, "judge"
-        elif isinstance(base, Judged):
-            base = base.reader
+        else:
+            base = digit_reader(base)
         if name != config.model:
             raise TrainingError(f"{config.init_from} holds a {name} model, not {config.model}")
         model.load_state_dict(base.state_dict())
